@@ -1,0 +1,37 @@
+# ocfs2-fuse — see README.md
+SHELL := /bin/bash
+NODE  ?= node
+APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
+
+.PHONY: all deps build test images bench demo clean
+
+all: build
+
+# Installs what a fresh machine lacks (Debian packages as root, then npm packages).
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	npm ci --no-audit --no-fund
+	$(MAKE) build
+
+build:
+	npx tsc -p tsconfig.json
+
+images: build
+	bash images/make-fixtures.sh
+
+test: build
+	bash test/run-tests.sh
+
+bench: build
+	bash bench/run-bench.sh
+
+demo: build
+	bash tools/demo.sh
+
+clean:
+	rm -rf dist images/out
