@@ -30,7 +30,7 @@ import {
   FrameReader, Frame, O2NetError, O2NetFramingError, O2NetSysErr, SYS_ERR_CODE, O2NetMsg,
   O2NET_MSG_MAGIC, O2NET_MSG_STATUS_MAGIC, O2NET_MSG_KEEP_REQ_MAGIC, O2NET_MSG_KEEP_RESP_MAGIC,
   O2NET_MAX_PAYLOAD_BYTES, encodeFrame, encodeHandshake, checkHandshake, LocalHandshakeParams,
-  o2hbMaxWriteTimeoutMs, O2HB_REGION_TIMEOUT_MS,
+  O2HB_REGION_TIMEOUT_MS,
 } from './wire';
 
 export interface NetNode { name: string; num: number; ipv4Address: string; ipv4Port: number }
@@ -40,6 +40,8 @@ export interface NetTimeouts {
   idleTimeoutMs: number;
   keepaliveDelayMs: number;
   reconnectDelayMs: number;
+  /** O2HB_REGION_TIMEOUT_MS (2000 in the kernel; only tests lower it). */
+  heartbeatIntervalMs?: number;
 }
 
 /** The o2quo entry points o2net calls (see quorum/index.ts). */
@@ -154,13 +156,13 @@ export class O2Net extends EventEmitter {
       throw new O2NetError('EINVAL', `idle timeout ${t.idleTimeoutMs} ms must be greater than keepalive delay ${t.keepaliveDelayMs} ms`);
     }
     this.hand = {
-      heartbeatTimeoutMs: o2hbMaxWriteTimeoutMs(t.heartbeatDeadThreshold),
+      heartbeatTimeoutMs: (t.heartbeatIntervalMs ?? O2HB_REGION_TIMEOUT_MS) * (t.heartbeatDeadThreshold - 1),
       idleTimeoutMs: t.idleTimeoutMs,
       keepaliveDelayMs: t.keepaliveDelayMs,
       reconnectDelayMs: t.reconnectDelayMs,
     };
     // tcp_internal.h O2NET_QUORUM_DELAY_MS
-    this.quorumDelayMs = opts.quorumDelayMs ?? (t.heartbeatDeadThreshold + 2) * O2HB_REGION_TIMEOUT_MS;
+    this.quorumDelayMs = opts.quorumDelayMs ?? (t.heartbeatDeadThreshold + 2) * (t.heartbeatIntervalMs ?? O2HB_REGION_TIMEOUT_MS);
   }
 
   private fmt(node: NetNode): string {

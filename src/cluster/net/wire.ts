@@ -3,7 +3,7 @@
  * handshake each side sends first, and the 24-byte message header that
  * precedes every frame.  Everything on this wire is big-endian.
  */
-import { defineStruct, Decoded } from '../../libocfs2/struct';
+import { defineStruct } from '../../libocfs2/struct';
 import { Ocfs2Error } from '../../libocfs2/errors';
 import { constants as osc } from 'node:os';
 
@@ -37,7 +37,7 @@ export const O2NetHandshake = defineStruct('o2net_handshake', 32, 'be', [
   { name: 'o2net_keepalive_delay_ms', offset: 24, type: 'u32' },
   { name: 'o2net_reconnect_delay_ms', offset: 28, type: 'u32' },
 ] as const);
-export type O2NetHandshake = Decoded<typeof O2NetHandshake.fields>;
+export type O2NetHandshake = ReturnType<typeof O2NetHandshake.decode>;
 
 /** struct o2net_msg: the header in front of every frame. */
 export const O2NetMsg = defineStruct('o2net_msg', 24, 'be', [
@@ -51,7 +51,7 @@ export const O2NetMsg = defineStruct('o2net_msg', 24, 'be', [
   { name: 'key', offset: 16, type: 'u32' },
   { name: 'msg_num', offset: 20, type: 'u32' },
 ] as const);
-export type O2NetMsg = Decoded<typeof O2NetMsg.fields>;
+export type O2NetMsg = ReturnType<typeof O2NetMsg.decode>;
 
 export const O2NET_HANDSHAKE_BYTES = O2NetHandshake.size;
 export const O2NET_MSG_HEADER_BYTES = O2NetMsg.size;
@@ -67,7 +67,14 @@ export enum O2NetSysErr {
 }
 
 /** tcp.c o2net_sys_err_translations: what the sender's caller sees. */
-export const SYS_ERR_CODE: Record<number, keyof typeof osc.errno | undefined> = {
+/** errno names used here; EHOSTDOWN is missing from @types/node's table. */
+export type NetErrCode = keyof typeof osc.errno | 'EHOSTDOWN';
+const EXTRA_ERRNO: Record<string, number> = { EHOSTDOWN: 112 };
+export function errnoNumber(code: NetErrCode): number {
+  return (osc.errno as Record<string, number>)[code] ?? EXTRA_ERRNO[code] ?? osc.errno.EIO;
+}
+
+export const SYS_ERR_CODE: Record<number, NetErrCode | undefined> = {
   [O2NetSysErr.NONE]: undefined,
   [O2NetSysErr.NO_HNDLR]: 'ENOPROTOOPT',
   [O2NetSysErr.OVERFLOW]: 'EOVERFLOW',
@@ -76,8 +83,8 @@ export const SYS_ERR_CODE: Record<number, keyof typeof osc.errno | undefined> = 
 
 /** A send that failed: the kernel's negative return of o2net_send_message. */
 export class O2NetError extends Ocfs2Error {
-  constructor(readonly code: keyof typeof osc.errno, message: string, readonly sysStatus?: number) {
-    super(message, osc.errno[code]);
+  constructor(readonly code: NetErrCode, message: string, readonly sysStatus?: number) {
+    super(message, errnoNumber(code));
   }
 }
 
