@@ -123,8 +123,9 @@ function decodeExtentRec(buf: Buffer, at: number, depth: number, blkno: number):
 }
 
 /**
- * Write the list at `off`: header, the used records, and zeros in the unused
- * record slots up to l_count (as the kernel leaves removed records).
+ * Write the list at `off`: header and the used records.  Record slots past
+ * l_next_free_rec are left as they are (the kernel leaves stale records
+ * there too); clear them yourself when building a block from scratch.
  */
 export function encodeExtentList(list: ExtentList, buf: Buffer, off: number): void {
   if (list.recs.length !== list.nextFreeRec) {
@@ -138,7 +139,6 @@ export function encodeExtentList(list: ExtentList, buf: Buffer, off: number): vo
     l_reserved1: list.reserved1, l_reserved2: list.reserved2,
   }, buf, off);
   const recsAt = off + ExtentListHeader.size;
-  buf.fill(0, recsAt, recsAt + list.count * EXTENT_REC_SIZE);
   list.recs.forEach((r, i) => {
     const at = recsAt + i * EXTENT_REC_SIZE;
     if (list.treeDepth > 0) {

@@ -68,7 +68,7 @@ export function decodeChainList(buf: Buffer, off: number, blkno: number): ChainL
   };
 }
 
-/** Write the chain list at `off`; unused record slots up to cl_count are zeroed. */
+/** Write the chain list at `off`: header and used records (slots past cl_next_free_rec are left alone). */
 export function encodeChainList(cl: ChainList, buf: Buffer, off: number): void {
   if (cl.recs.length !== cl.nextFreeRec || cl.nextFreeRec > cl.count
       || off + ChainListHeader.size + cl.count * ChainRec.size > buf.length) {
@@ -79,7 +79,6 @@ export function encodeChainList(cl: ChainList, buf: Buffer, off: number): void {
     cl_reserved1: cl.reserved1,
   }, buf, off);
   const recsAt = off + ChainListHeader.size;
-  buf.fill(0, recsAt, recsAt + cl.count * ChainRec.size);
   cl.recs.forEach((r, i) => ChainRec.encode(r, buf, recsAt + i * ChainRec.size));
 }
 

@@ -111,6 +111,7 @@ export function decodeRefcountList(buf: Buffer, off: number, blkno: number): Ref
   return { count: h.rl_count, used: h.rl_used, reserved2: h.rl_reserved2, reserved1: h.rl_reserved1, recs };
 }
 
+/** Write header and used records (slots past rl_used are left alone). */
 export function encodeRefcountList(rl: RefcountList, buf: Buffer, off: number): void {
   if (rl.recs.length !== rl.used || rl.used > rl.count
       || off + RefcountListHeader.size + rl.count * RefcountRec.size > buf.length) {
@@ -120,7 +121,6 @@ export function encodeRefcountList(rl: RefcountList, buf: Buffer, off: number): 
     rl_count: rl.count, rl_used: rl.used, rl_reserved2: rl.reserved2, rl_reserved1: rl.reserved1,
   }, buf, off);
   const at = off + RefcountListHeader.size;
-  buf.fill(0, at, at + rl.count * RefcountRec.size);
   rl.recs.forEach((r, i) => RefcountRec.encode(r, buf, at + i * RefcountRec.size));
 }
 

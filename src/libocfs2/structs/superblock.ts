@@ -9,7 +9,8 @@
 import { Ocfs2CorruptError, Ocfs2FormatError } from '../errors';
 import { cString, defineStruct } from '../struct';
 import {
-  OCFS2_BACKUP_SB_START, OCFS2_BLOCK_SIZES, OCFS2_FEATURE_INCOMPAT_META_ECC, OCFS2_MAJOR_REV_LEVEL,
+  OCFS2_BACKUP_SB_START, OCFS2_BLOCK_SIZES, OCFS2_FEATURE_INCOMPAT_CLUSTERINFO, OCFS2_FEATURE_INCOMPAT_META_ECC,
+  OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK, OCFS2_MAJOR_REV_LEVEL,
   OCFS2_MAX_BACKUP_SUPERBLOCKS, OCFS2_MAX_SLOTS, OCFS2_MINOR_REV_LEVEL, OCFS2_SUPER_BLOCK_BLKNO,
   OCFS2_SUPER_BLOCK_SIGNATURE, hasSignature,
 } from '../constants';
@@ -74,6 +75,8 @@ export interface Superblock {
   uuid: Buffer;
   /** Upper-case hex without dashes, as debugfs prints it. */
   uuidHex: string;
+  /** ocfs2_clusterinfo_valid: s_cluster_info means something only with USERSPACE_STACK or CLUSTERINFO. */
+  clusterInfoValid: boolean;
   clusterStack: string;
   clusterName: string;
   clusterFlags: number;
@@ -98,6 +101,8 @@ export function decodeSuperblock(buf: Buffer, blkno = OCFS2_SUPER_BLOCK_BLKNO): 
     label: cString(raw.s_label),
     uuid: raw.s_uuid,
     uuidHex: raw.s_uuid.toString('hex').toUpperCase(),
+    clusterInfoValid: (raw.s_feature_incompat
+      & (OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK | OCFS2_FEATURE_INCOMPAT_CLUSTERINFO)) !== 0,
     clusterStack: cString(raw.ci_stack),
     clusterName: cString(raw.ci_cluster),
     clusterFlags: raw.ci_stackflags,
@@ -199,6 +204,11 @@ export async function probeSuperblock(readAt: ReadAt, opts: ProbeOptions = {}): 
     }
     if (block.length < bs) { tried.push(`${bs}: short read`); continue; }
     if (!hasSignature(block, 0, OCFS2_SUPER_BLOCK_SIGNATURE)) { tried.push(`${bs}: no signature`); continue; }
+    // Every backup starts at the same byte offset whatever the block size,
+    // so a backup read at the wrong size is skipped (as ocfs2-tools does),
+    // while the primary at block 2 is a different byte for every size.
+    const bits = block.readUInt32LE(SUPERBLOCK_OFFSET + SuperBlock.offsetOf('s_blocksize_bits'));
+    if (opts.backup && 2 ** bits !== bs) { tried.push(`${bs}: block size bits ${bits}`); continue; }
     const rawIncompat = block.readUInt32LE(SUPERBLOCK_OFFSET + SuperBlock.offsetOf('s_feature_incompat'));
     if ((rawIncompat & OCFS2_FEATURE_INCOMPAT_META_ECC) && !opts.skipEcc) {
       verifyBlockCheck(block, DinodeHeader.offsetOf('i_check'), blkno);

@@ -49,7 +49,11 @@ export function decodeTruncateLog(buf: Buffer, off: number, blkno: number): Trun
   return { count: h.tl_count, used: h.tl_used, reserved1: h.tl_reserved1, recs };
 }
 
-/** Write the log at `off`; record slots past tl_used up to tl_count are zeroed. */
+/**
+ * Write the log at `off`: header and the used records.  Slots past tl_used
+ * are left alone: the kernel only resets tl_used when it flushes the log, so
+ * real logs carry stale records there.
+ */
 export function encodeTruncateLog(tl: TruncateLog, buf: Buffer, off: number): void {
   if (tl.recs.length !== tl.used || tl.used > tl.count
       || off + TruncateLogHeader.size + tl.count * TruncateRec.size > buf.length) {
@@ -57,6 +61,5 @@ export function encodeTruncateLog(tl: TruncateLog, buf: Buffer, off: number): vo
   }
   TruncateLogHeader.encode({ tl_count: tl.count, tl_used: tl.used, tl_reserved1: tl.reserved1 }, buf, off);
   const at = off + TruncateLogHeader.size;
-  buf.fill(0, at, at + tl.count * TruncateRec.size);
   tl.recs.forEach((r, i) => TruncateRec.encode(r, buf, at + i * TruncateRec.size));
 }
