@@ -172,19 +172,25 @@ interface Info {
 }
 
 class Cursor {
-  private used = 0;
+  private headers = 0;
   constructor(private readonly r: JournalReader, private readonly g: JournalGeometry, public next: number) {}
-  /** Take the next log block index, wrapping from j_last to j_first; bounded by the log size. */
-  take(): number {
+  /**
+   * Take the next log block index, wrapping from j_last to j_first.  Blocks
+   * read as headers are counted: a real log has fewer than the log size, so
+   * more means the walk is circling (e.g. a log of nothing but revoke
+   * blocks of one transaction, which jbd2 itself would walk forever).
+   */
+  take(header = false): number {
     const n = this.next;
-    if (++this.used > this.g.last - this.g.first) {
-      throw corrupt(this.r, n, 'log runs around the whole journal', `more than ${this.g.last - this.g.first} blocks without reaching its end`);
+    if (header && ++this.headers > this.g.last - this.g.first) {
+      throw corrupt(this.r, n, 'log runs around the whole journal', `more than ${this.g.last - this.g.first} log blocks without reaching its end`);
     }
     this.next = this.wrap(n + 1);
     return n;
   }
   skip(count: number): void {
-    for (let i = 0; i < count; i++) this.take();
+    // Like jbd2's next_log_block += count_tags(): may go round more than once for a garbage count.
+    this.next = this.g.first + ((this.next - this.g.first + count) % (this.g.last - this.g.first));
   }
   wrap(n: number): number {
     return n >= this.g.last ? n - (this.g.last - this.g.first) : n;
@@ -219,7 +225,7 @@ async function doOnePass(r: JournalReader, g: JournalGeometry, info: Info, pass:
 
   scan: for (;;) {
     if (pass !== PASS_SCAN && tidGeq(nextCommit, info.endTransaction!)) break;
-    const n = cur.take();
+    const n = cur.take(true);
     const bh = await readBlock(r, n);
     const hdr = journalHeader.decode(bh);
     // End of log: a block that is not a journal block of the expected transaction.
