@@ -125,6 +125,7 @@ export interface SpawnOpts {
   o2cb?: string;
   extra?: string[];
   staticHeartbeat?: boolean;
+  env?: NodeJS.ProcessEnv;
 }
 
 export function spawnNode(o: SpawnOpts): NodeProc {
@@ -139,7 +140,7 @@ export function spawnNode(o: SpawnOpts): NodeProc {
     ...(o.staticHeartbeat === false ? [] : ['--static-heartbeat']),
     ...(o.extra ?? []),
   ];
-  const env = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', ...(o.env ?? {}) };
   delete env.NODE_OPTIONS;
   const p = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new NodeProc(o.node, p, sock);

@@ -12,6 +12,9 @@ import {
   ClusterStack, StackClient, StackOptions, StackStatus, joinOrStart, controlSocketPath, FENCE_EXIT_CODE,
 } from '../cluster/stack';
 import { NodeManager, type O2cbTimeouts } from '../cluster/nodemanager';
+import { locateHeartbeatArea } from '../cluster/heartbeat/locate';
+import { loadDirectIo } from '../native/directio';
+import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from '../libocfs2/structs/heartbeat';
 
 const DEFAULT_CLUSTER_CONF = '/etc/ocfs2/cluster.conf';
 
@@ -145,7 +148,7 @@ export function formatStatus(s: StackStatus, nm: NodeManager | null): string {
   L.push(`  Heartbeat mode: ${s.heartbeatMode === 'global' ? 'Global' : 'Local'}${s.staticHeartbeat ? ' (static: no disk heartbeat)' : ''}`);
   L.push(`Checking O2CB heartbeat: ${s.regions.length ? 'Active' : 'Not active'}`);
   for (const r of s.regions) {
-    L.push(`  Region ${r.region ?? '-'}${r.device ? ` device ${r.device}` : ''}: live nodes ${r.liveNodes.join(' ') || '(none)'}`);
+    L.push(`  Region ${r.region} device ${r.device}: live nodes ${r.liveNodes.join(' ') || '(none)'}`);
   }
   L.push(`Live nodes: ${names(nm, s.liveNodes)}`);
   L.push('Connections:');
@@ -158,7 +161,41 @@ export function formatStatus(s: StackStatus, nm: NodeManager | null): string {
   return `${L.join('\n')}\n`;
 }
 
-/** Offline: the configuration, and a one-shot read of each device's heartbeat area if the heartbeat module offers it. */
+/**
+ * A one-shot look at a volume's heartbeat area without joining: read every
+ * slot twice, one heartbeat period apart (O_DIRECT: another host's writes
+ * never reach our page cache), and report the slots with a valid checksum, a
+ * non-zero generation and a sequence that moved.
+ */
+export async function readHeartbeatingNodes(device: string, intervalMs: number): Promise<number[]> {
+  const area = locateHeartbeatArea(device);
+  const io = loadDirectIo();
+  const fd = io.open(device, false);
+  try {
+    const bytes = area.blocks * area.blockBytes;
+    const len = Math.ceil(bytes / 512) * 512;
+    const off = area.startBlock * area.blockBytes;
+    const read = async (): Promise<Buffer> => { const b = Buffer.alloc(len); await io.pread(fd, b, off); return b; };
+    const a = await read();
+    await new Promise((r) => setTimeout(r, intervalMs));
+    const b = await read();
+    const out: number[] = [];
+    for (let n = 0; n < area.blocks; n++) {
+      const sa = a.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
+      const sb = b.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
+      if (!verifyO2hbBlock(sb, area.blockBytes)) continue;
+      const db = O2hbDiskHeartbeatBlock.decode(sb);
+      if (db.hb_generation === 0n) continue;
+      const moved = !verifyO2hbBlock(sa, area.blockBytes) || O2hbDiskHeartbeatBlock.decode(sa).hb_seq !== db.hb_seq;
+      if (moved) out.push(n);
+    }
+    return out;
+  } finally {
+    io.close(fd);
+  }
+}
+
+/** Offline: the configuration, and a one-shot read of each device's heartbeat area. */
 async function offlineStatus(nm: NodeManager, devices: string[]): Promise<string> {
   const t = nm.timeouts;
   const L: string[] = [];
@@ -173,21 +210,12 @@ async function offlineStatus(nm: NodeManager, devices: string[]): Promise<string
     for (const r of nm.cluster.heartbeatRegions) L.push(`  Configured region ${r.region}`);
   }
   L.push(`Nodes: ${nm.cluster.nodes.map((n) => `${n.num} (${n.name} ${n.ipv4Address}:${n.ipv4Port})`).join(', ')}`);
-  if (devices.length) {
-    let reader: ((dev: string, nm: NodeManager) => Promise<number[]>) | undefined;
+  for (const d of devices) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const hb = require('../cluster/heartbeat') as { readHeartbeatingNodes?: (dev: string, nm: NodeManager) => Promise<number[]> };
-      reader = hb.readHeartbeatingNodes;
-    } catch { reader = undefined; }
-    for (const d of devices) {
-      if (!reader) { L.push(`  ${d}: heartbeat area reader not available`); continue; }
-      try {
-        const live = await reader(d, nm);
-        L.push(`  ${d}: heartbeating on disk: ${names(nm, live)}`);
-      } catch (e) {
-        L.push(`  ${d}: cannot read the heartbeat area: ${(e as Error).message}`);
-      }
+      const live = await readHeartbeatingNodes(d, nm.timeouts.heartbeatIntervalMs);
+      L.push(`  ${d}: heartbeating on disk: ${names(nm, live)}`);
+    } catch (e) {
+      L.push(`  ${d}: cannot read the heartbeat area: ${(e as Error).message}`);
     }
   }
   L.push('Connections: (none: no running node)');

@@ -205,34 +205,50 @@ export class StackClient {
 
 // ---------------------------------------------------------------- heartbeat glue
 
-/** What the stack needs of a heartbeat region (helper module o2hb). */
-export interface HeartbeatLike extends EventEmitter {
-  start(): Promise<void> | void;
-  /** Stop; `clean` writes the final generation-0 block (a clean leave). */
-  stop(opts?: { clean?: boolean }): Promise<void> | void;
+/** What the stack needs of the node-wide heartbeat (o2hb: src/cluster/heartbeat's Heartbeat). */
+export interface NodeHeartbeat extends EventEmitter {
+  startLocal(device: string): Promise<{ name: string }>;
+  startGlobal(deviceFor: (uuid: string) => string): Promise<void>;
+  removeRegion(name: string): Promise<void>;
+  /** Clean stop of every region (final generation-0 blocks). */
+  stop(): Promise<void>;
+  /** o2hb_stop_all_regions: unclean, at once. */
+  fence(reason: string): void;
+  isNodeLive(n: number): boolean;
   liveNodes(): Set<number>;
+  regions(): { name: string; device: string; liveNodes(): Set<number> }[];
 }
 
-/** A volume (local mode: its device) or a configured region (global mode). */
-export interface HeartbeatTarget { device?: string; region?: string }
-
-export type HeartbeatFactory = (nm: NodeManager, target: HeartbeatTarget) => HeartbeatLike;
+export type HeartbeatFactory = (nm: NodeManager) => NodeHeartbeat;
 
 /**
  * For tests and benchmarks of the network layer without a disk: every
  * configured node counts as heartbeating, and the control socket can raise
  * node-up/node-down by hand.
  */
-export class StaticHeartbeat extends EventEmitter implements HeartbeatLike {
+export class StaticHeartbeat extends EventEmitter implements NodeHeartbeat {
   private readonly live = new Set<number>();
   constructor(private readonly nodes: readonly number[]) { super(); }
   start(): void { for (const n of this.nodes) this.set(n, true); }
-  stop(): void { for (const n of [...this.live]) this.set(n, false); }
+  async startLocal(device: string): Promise<{ name: string }> { return { name: `static:${device}` }; }
+  async startGlobal(): Promise<void> { /* nothing on disk */ }
+  async removeRegion(): Promise<void> { /* nothing on disk */ }
+  async stop(): Promise<void> { for (const n of [...this.live]) this.set(n, false); }
+  fence(reason: string): void { this.emit('fence', reason); }
+  isNodeLive(n: number): boolean { return this.live.has(n); }
   liveNodes(): Set<number> { return new Set(this.live); }
+  regions(): { name: string; device: string; liveNodes(): Set<number> }[] { return []; }
   set(num: number, up: boolean): void {
     if (up && !this.live.has(num)) { this.live.add(num); this.emit('node-up', num, 1n); }
     if (!up && this.live.delete(num)) this.emit('node-down', num);
   }
+}
+
+function defaultHeartbeatFactory(nm: NodeManager): NodeHeartbeat {
+  // loaded when first needed: it brings the O_DIRECT addon with it
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const mod = require('./heartbeat') as { Heartbeat: new (nm: NodeManager) => NodeHeartbeat };
+  return new mod.Heartbeat(nm);
 }
 
 // ---------------------------------------------------------------- the stack
@@ -256,6 +272,11 @@ export interface StackOptions {
   /** No disk heartbeat: every configured node counts as live (tests, benchmarks). */
   staticHeartbeat?: boolean;
   heartbeatFactory?: HeartbeatFactory;
+  /**
+   * Global mode: the devices to find the configured regions on (matched by
+   * volume UUID).  Local mode ignores it (volumes come with join/addVolume).
+   */
+  globalDevices?: string[];
   /** Self-fence action; default: log, stop heartbeat, emit 'fence', exit(FENCE_EXIT_CODE). */
   fence?: (reason: string) => void;
   /** Overrides O2NET_QUORUM_DELAY_MS. */
@@ -265,7 +286,7 @@ export interface StackOptions {
   log?: (line: string) => void;
 }
 
-export interface RegionStatus { device?: string; region?: string; users: number; liveNodes: number[] }
+export interface RegionStatus { region: string; device: string; users: number; liveNodes: number[] }
 
 export interface StackStatus {
   cluster: string;
@@ -281,19 +302,19 @@ export interface StackStatus {
   quorum: { heartbeating: number[]; connected: number[]; holds: number; fenced: boolean; lastDecision: QuorumDecision | null };
 }
 
-interface RegionEntry { key: string; target: HeartbeatTarget; hb: HeartbeatLike; users: Map<number, number>; live: Set<number> }
+interface Volume { device: string; region: string; users: Map<number, number> }
 
 export class ClusterStack extends EventEmitter {
   readonly nm: NodeManager;
   readonly net: O2Net;
   readonly quorum: O2Quo;
+  readonly hb: NodeHeartbeat;
   readonly controlSocket: string;
   private readonly opts: StackOptions;
   private readonly log: (line: string) => void;
   private control: ControlServer | null = null;
-  private readonly regions = new Map<string, RegionEntry>();
-  /** node -> regions that see it live */
-  private readonly seenBy = new Map<number, Set<string>>();
+  /** local mode: volumes by resolved device path, reference-counted per control client */
+  private readonly volumes = new Map<string, Volume>();
   private stopping: Promise<void> | null = null;
   private fencedReason: string | null = null;
 
@@ -312,11 +333,27 @@ export class ClusterStack extends EventEmitter {
       localNode: nm.localNode,
       nodes: nm.cluster.nodes,
       timeouts: nm.timeouts,
-      isHeartbeating: (n) => this.seenBy.has(n),
+      isHeartbeating: (n) => this.hb.isNodeLive(n),
       quorum: this.quorum,
       quorumDelayMs: opts.quorumDelayMs,
       log: this.log,
     });
+    this.hb = opts.staticHeartbeat
+      ? new StaticHeartbeat(nm.configuredNodeNums())
+      : (opts.heartbeatFactory ?? defaultHeartbeatFactory)(nm);
+    // heartbeat events reach o2net first (O2NET_HB_PRI), o2net tells o2quo
+    this.hb.on('node-up', (num: number, gen: bigint) => {
+      this.log(`o2hb: Node ${num} (${nm.nodeByNum(num)?.name ?? '?'}) is up, generation ${gen.toString(16)}`);
+      this.net.hbNodeUp(num);
+      this.emit('node-up', num, gen);
+    });
+    this.hb.on('node-down', (num: number) => {
+      this.log(`o2hb: Node ${num} (${nm.nodeByNum(num)?.name ?? '?'}) is down`);
+      this.net.hbNodeDown(num);
+      this.emit('node-down', num);
+    });
+    this.hb.on('fence', (reason: string) => this.quorum.fenceSelf(`heartbeat: ${reason}`));
+    this.hb.on('log', (_level: string, msg: string) => this.log(msg));
   }
 
   /** Load the configuration, start o2net and the control socket (and global heartbeat). */
@@ -327,17 +364,29 @@ export class ClusterStack extends EventEmitter {
     await st.control.listen();
     try {
       await st.net.start();
+      if (opts.testHandlers) {
+        st.net.registerHandler(TEST_MSG_TYPE, TEST_MSG_KEY, 4072, (m) => crc32_le(0, m.payload) | 0);
+      }
+      if (st.hb instanceof StaticHeartbeat) {
+        st.hb.start();
+      } else if (nm.cluster.heartbeatMode === 'global') {
+        const byUuid = new Map<string, string>();
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        const { readVolumeUuid } = require('./heartbeat') as { readVolumeUuid: (d: string) => string | undefined };
+        for (const d of opts.globalDevices ?? []) {
+          const u = readVolumeUuid(d);
+          if (u) byUuid.set(u, d);
+        }
+        await st.hb.startGlobal((uuid) => {
+          const d = byUuid.get(uuid);
+          if (!d) throw Object.assign(new Error(`no device given for heartbeat region ${uuid} (use --device)`), { code: 'ENODEV' });
+          return d;
+        });
+      }
     } catch (e) {
+      await st.net.stop();
       await st.control.close();
       throw e;
-    }
-    if (opts.testHandlers) {
-      st.net.registerHandler(TEST_MSG_TYPE, TEST_MSG_KEY, 4072, (m) => crc32_le(0, m.payload) | 0);
-    }
-    if (opts.staticHeartbeat) {
-      await st.addRegion({ region: 'static' }, 0);
-    } else if (nm.cluster.heartbeatMode === 'global') {
-      for (const r of nm.cluster.heartbeatRegions) await st.addRegion({ region: r.region }, 0);
     }
     st.log(`o2cb: node ${nm.localNode.name} (num ${nm.localNode.num}) of cluster ${nm.cluster.name} online at ${nm.localNode.ipv4Address}:${nm.localNode.ipv4Port}, control socket ${st.controlSocket}`);
     return st;
@@ -345,93 +394,36 @@ export class ClusterStack extends EventEmitter {
 
   get fenced(): boolean { return this.fencedReason !== null; }
 
-  private makeHeartbeat(target: HeartbeatTarget): HeartbeatLike {
-    if (target.region === 'static') return new StaticHeartbeat(this.nm.configuredNodeNums());
-    const f = this.opts.heartbeatFactory ?? defaultHeartbeatFactory;
-    return f(this.nm, target);
-  }
-
-  private regionKey(t: HeartbeatTarget): string {
-    return t.device !== undefined ? `dev:${path.resolve(t.device)}` : `region:${t.region}`;
-  }
-
-  /** Start (or take another reference on) a heartbeat region. */
-  async addRegion(target: HeartbeatTarget, user: number): Promise<void> {
+  /**
+   * Local mode: start (or take another reference on) a volume's heartbeat.
+   * In global mode the configured regions already run; nothing to do.
+   */
+  async addVolume(device: string, user: number): Promise<void> {
     if (this.stopping || this.fenced) throw Object.assign(new Error('the node is stopping'), { code: 'ESHUTDOWN' });
-    const key = this.regionKey(target);
-    const have = this.regions.get(key);
+    if (this.nm.cluster.heartbeatMode !== 'local') return;
+    const key = path.resolve(device);
+    const have = this.volumes.get(key);
     if (have) {
       have.users.set(user, (have.users.get(user) ?? 0) + 1);
       return;
     }
-    const hb = this.makeHeartbeat(target);
-    const ent: RegionEntry = { key, target, hb, users: new Map([[user, 1]]), live: new Set() };
-    this.regions.set(key, ent);
-    hb.on('node-up', (num: number) => this.regionNodeUp(ent, num));
-    hb.on('node-down', (num: number) => this.regionNodeDown(ent, num));
-    hb.on('fence', (reason: unknown) => this.onRegionFence(ent, String(reason)));
-    try {
-      await hb.start();
-    } catch (e) {
-      this.regions.delete(key);
-      for (const n of [...ent.live]) this.regionNodeDown(ent, n);
-      throw e;
-    }
+    const reg = await this.hb.startLocal(device);
+    this.volumes.set(key, { device, region: reg.name, users: new Map([[user, 1]]) });
+    this.log(`o2hb: Heartbeat started on region ${reg.name} (${device})`);
   }
 
-  /** Drop a reference; the last one stops that region's heartbeat cleanly. */
-  async removeRegion(target: HeartbeatTarget, user: number): Promise<boolean> {
-    const key = this.regionKey(target);
-    const ent = this.regions.get(key);
-    if (!ent) return false;
-    const c = ent.users.get(user) ?? 0;
-    if (c <= 1) ent.users.delete(user); else ent.users.set(user, c - 1);
-    if (ent.users.size > 0) return false;
-    this.regions.delete(key);
-    await ent.hb.stop({ clean: true });
-    for (const n of [...ent.live]) this.regionNodeDown(ent, n);
+  /** Drop a reference; the last one stops that volume's heartbeat cleanly. */
+  async removeVolume(device: string, user: number): Promise<boolean> {
+    const key = path.resolve(device);
+    const v = this.volumes.get(key);
+    if (!v) return false;
+    const c = v.users.get(user) ?? 0;
+    if (c <= 1) v.users.delete(user); else v.users.set(user, c - 1);
+    if (v.users.size > 0) return false;
+    this.volumes.delete(key);
+    await this.hb.removeRegion(v.region);
+    this.log(`o2hb: Heartbeat stopped on region ${v.region} (${v.device})`);
     return true;
-  }
-
-  private regionNodeUp(ent: RegionEntry, num: number): void {
-    if (ent.live.has(num)) return;
-    ent.live.add(num);
-    let s = this.seenBy.get(num);
-    if (!s) {
-      s = new Set();
-      this.seenBy.set(num, s);
-      s.add(ent.key);
-      // first region to see it: the global NODE_UP, o2net first
-      this.log(`o2hb: Node ${num} is up`);
-      this.net.hbNodeUp(num);
-      this.emit('node-up', num);
-    } else {
-      s.add(ent.key);
-    }
-  }
-
-  private regionNodeDown(ent: RegionEntry, num: number): void {
-    if (!ent.live.delete(num)) return;
-    const s = this.seenBy.get(num);
-    if (!s) return;
-    s.delete(ent.key);
-    if (s.size === 0) {
-      // last region to lose it: the global NODE_DOWN
-      this.seenBy.delete(num);
-      this.log(`o2hb: Node ${num} is down`);
-      this.net.hbNodeDown(num);
-      this.emit('node-down', num);
-    }
-  }
-
-  /**
-   * A region failed its writes.  Local mode: that volume's failure fences the
-   * node.  Global mode: only when half or more of the regions fail
-   * ((failed << 1) >= quorum regions), which the heartbeat module judges; it
-   * reports 'fence' only then.
-   */
-  private onRegionFence(ent: RegionEntry, reason: string): void {
-    this.quorum.fenceSelf(`heartbeat on ${ent.target.device ?? ent.target.region}: ${reason}`);
   }
 
   /** o2quo_fence_self */
@@ -440,36 +432,37 @@ export class ClusterStack extends EventEmitter {
     this.fencedReason = reason;
     this.log(`*** ocfs2-fuse is fencing this node (${this.nm.localNode.name}, num ${this.nm.localNode.num}): ${reason} ***`);
     // o2hb_stop_all_regions: unclean, no final block; peers see us die by timeout
-    for (const ent of this.regions.values()) {
-      try { void Promise.resolve(ent.hb.stop({ clean: false })).catch(() => undefined); } catch { /* ignore */ }
-    }
+    try { this.hb.fence(reason); } catch { /* already fenced */ }
     this.emit('fence', reason);
     if (this.opts.fence) {
       this.opts.fence(reason);
     } else {
-      // user space cannot reset the host: stop all writes (mounts fail I/O
-      // with EIO on 'fence') and end the node process
+      // user space cannot reset the host: mounts fail I/O with EIO on
+      // 'fence'; the node process ends
       setImmediate(() => process.exit(FENCE_EXIT_CODE));
     }
   }
 
-  liveNodes(): number[] { return [...this.seenBy.keys()].sort((a, b) => a - b); }
+  liveNodes(): number[] { return [...this.hb.liveNodes()].sort((a, b) => a - b); }
 
   status(): StackStatus {
     const n = this.nm.localNode;
     const last = this.quorum.decisions.length ? this.quorum.decisions[this.quorum.decisions.length - 1]! : null;
+    const usersOf = (region: string): number => {
+      for (const v of this.volumes.values()) if (v.region === region) return [...v.users.values()].reduce((a, b) => a + b, 0);
+      return 0;
+    };
     return {
       cluster: this.nm.cluster.name,
       node: { name: n.name, num: n.num, address: `${n.ipv4Address}:${n.ipv4Port}` },
       pid: process.pid,
       controlSocket: this.controlSocket,
       heartbeatMode: this.nm.cluster.heartbeatMode,
-      staticHeartbeat: !!this.opts.staticHeartbeat,
+      staticHeartbeat: this.hb instanceof StaticHeartbeat,
       timeouts: { ...this.nm.timeouts },
-      regions: [...this.regions.values()].map((r) => ({
-        device: r.target.device, region: r.target.region,
-        users: [...r.users.values()].reduce((a, b) => a + b, 0),
-        liveNodes: [...r.live].sort((a, b) => a - b),
+      regions: this.hb.regions().map((r) => ({
+        region: r.name, device: r.device, users: usersOf(r.name),
+        liveNodes: [...r.liveNodes()].sort((a, b) => a - b),
       })),
       liveNodes: this.liveNodes(),
       connections: this.net.connections(),
@@ -487,9 +480,9 @@ export class ClusterStack extends EventEmitter {
   stop(): Promise<void> {
     if (!this.stopping) {
       this.stopping = (async () => {
-        for (const ent of [...this.regions.values()]) {
-          this.regions.delete(ent.key);
-          try { await ent.hb.stop({ clean: true }); } catch (e) { this.log(`o2hb: stopping ${ent.key}: ${(e as Error).message}`); }
+        this.volumes.clear();
+        if (!this.fenced) {
+          try { await this.hb.stop(); } catch (e) { this.log(`o2hb: stopping: ${(e as Error).message}`); }
         }
         await this.net.stop();
         if (this.control) await this.control.close();
@@ -509,23 +502,24 @@ export class ClusterStack extends EventEmitter {
       case 'status':
         return { ok: true, status: this.status() as unknown as Record<string, unknown> };
       case 'join': {
-        // a later mount/invocation for this node: its volumes' heartbeat
+        // a later mount/invocation for this node: its volumes' heartbeat,
+        // held for as long as its control connection stays open
         const devices = Array.isArray(req.devices) ? req.devices.map(String) : [];
-        if (this.nm.cluster.heartbeatMode === 'local' && !this.opts.staticHeartbeat) {
-          const done: string[] = [];
-          try {
-            for (const d of devices) { await this.addRegion({ device: d }, peer.id); done.push(d); }
-          } catch (e) {
-            for (const d of done) await this.removeRegion({ device: d }, peer.id);
-            throw e;
-          }
-          peer.onClose(() => { for (const d of done) void this.removeRegion({ device: d }, peer.id).catch(() => undefined); });
+        const done: string[] = [];
+        try {
+          for (const d of devices) { await this.addVolume(d, peer.id); done.push(d); }
+        } catch (e) {
+          for (const d of done) await this.removeVolume(d, peer.id);
+          throw e;
         }
+        peer.onClose(() => {
+          for (const d of done) void this.removeVolume(d, peer.id).catch((e: Error) => this.log(`o2hb: ${e.message}`));
+        });
         return { ok: true, pid: process.pid, node: this.nm.localNode.name };
       }
       case 'leave': {
         const devices = Array.isArray(req.devices) ? req.devices.map(String) : [];
-        for (const d of devices) await this.removeRegion({ device: d }, peer.id);
+        for (const d of devices) await this.removeVolume(d, peer.id);
         return { ok: true };
       }
       case 'send': {
@@ -557,9 +551,8 @@ export class ClusterStack extends EventEmitter {
         return { ok: true };
       }
       case 'hb': {
-        const ent = this.regions.get('region:static');
-        if (!ent || !(ent.hb instanceof StaticHeartbeat)) return { ok: false, error: 'hb op needs --static-heartbeat' };
-        ent.hb.set(Number(req.node), req.up === true);
+        if (!(this.hb instanceof StaticHeartbeat)) return { ok: false, error: 'hb op needs --static-heartbeat' };
+        this.hb.set(Number(req.node), req.up === true);
         return { ok: true };
       }
       case 'stop':
@@ -571,16 +564,6 @@ export class ClusterStack extends EventEmitter {
   }
 }
 
-/** Default heartbeat: the o2hb module, loaded when first needed. */
-function defaultHeartbeatFactory(nm: NodeManager, target: HeartbeatTarget): HeartbeatLike {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const mod = require('./heartbeat') as { createHeartbeat?: (nm: NodeManager, t: HeartbeatTarget) => HeartbeatLike };
-  if (typeof mod.createHeartbeat !== 'function') {
-    throw Object.assign(new Error('disk heartbeat module (src/cluster/heartbeat) is not available'), { code: 'ENOSYS' });
-  }
-  return mod.createHeartbeat(nm, target);
-}
-
 export type JoinResult =
   | { kind: 'started'; stack: ClusterStack }
   | { kind: 'joined'; client: StackClient; pid: number };
@@ -588,7 +571,8 @@ export type JoinResult =
 /**
  * The process model: join the node's running stack if its control socket
  * answers, else start one.  `devices` are this caller's volumes (local mode:
- * their heartbeat runs while the caller stays joined).
+ * their heartbeat runs while the caller stays joined; global mode: the
+ * devices holding the configured regions).
  */
 export async function joinOrStart(opts: StackOptions, devices: string[]): Promise<JoinResult> {
   const nm = NodeManager.load({ clusterConf: opts.clusterConf, node: opts.node, o2cbConfig: opts.o2cbConfig, timeouts: opts.timeouts, cluster: opts.cluster });
@@ -600,24 +584,21 @@ export async function joinOrStart(opts: StackOptions, devices: string[]): Promis
       if (!r.ok) { client.close(); throw Object.assign(new Error(r.error ?? 'join refused'), { code: r.code }); }
       return { kind: 'joined', client, pid: Number(r.pid) };
     }
+    let stack: ClusterStack;
     try {
-      const stack = await ClusterStack.start({ ...opts, controlSocket: sockPath });
-      try {
-        if (nm.cluster.heartbeatMode === 'local' && !opts.staticHeartbeat) {
-          for (const d of devices) await stack.addRegion({ device: d }, 0);
-        }
-      } catch (e) {
-        await stack.stop();
-        throw e;
-      }
-      return { kind: 'started', stack };
+      stack = await ClusterStack.start({ ...opts, controlSocket: sockPath, globalDevices: opts.globalDevices ?? devices });
     } catch (e) {
       // lost a race with another starter: join it instead
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && fs.existsSync(sockPath) && attempt < 2) continue;
       throw e;
     }
+    try {
+      for (const d of devices) await stack.addVolume(d, 0);
+    } catch (e) {
+      await stack.stop();
+      throw e;
+    }
+    return { kind: 'started', stack };
   }
   throw new Error(`could not start or join the node stack at ${sockPath}`);
 }
-
-export { O2nmNode, net as _net, os as _os };
