@@ -22,7 +22,7 @@ import {
 import {
   dxNameHash, dxLeafBlockFor, dxHashBlockIndex, uuidHash, hashDependsOnCharSign, type DxHashSeed,
 } from '../src/libocfs2/dirhash';
-import { crc32_le } from '../src/libocfs2/crc32';
+import { computeBlockCheck, readBlockCheck } from '../src/libocfs2/blockcheck';
 import { decodeExtentBlock, type ExtentList, type ExtentRec } from '../src/libocfs2/structs/extent';
 import { Ocfs2CorruptError } from '../src/libocfs2/errors';
 import { OCFS2_FT_DIR, OCFS2_FT_REG_FILE, OCFS2_FT_SYMLINK, S_IFLNK, S_IFREG } from '../src/libocfs2/constants';
@@ -120,12 +120,11 @@ function manifestChildren(img: ReferenceImage, dir: string): Set<string> {
   return out;
 }
 
-/** Stored metaecc CRC equals crc32_le(~0) of the block(s) with the 8-byte check zeroed. */
+/** The stored metaecc check (crc32 and hamming ecc) equals a fresh computation. */
 function crcMatches(buf: Buffer, checkOff: number): boolean {
-  const copy = Buffer.from(buf);
-  const stored = copy.readUInt32LE(checkOff);
-  copy.fill(0, checkOff, checkOff + 8);
-  return (crc32_le(0xffffffff, copy, 0, copy.length) >>> 0) === stored;
+  const want = computeBlockCheck(buf, checkOff);
+  const have = readBlockCheck(buf, checkOff);
+  return want.crc32e === have.crc32e && want.ecc === have.ecc && have.crc32e !== 0;
 }
 
 /** Physical blocks of a directory, in logical order, up to i_size. */
