@@ -1,0 +1,137 @@
+/**
+ * Extent-tree lookups (read side): from the root list in an inode (or a dx
+ * root, xattr value root, xattr tree root) down through EXBLK01 blocks to
+ * the leaf records.  Interior records key subtrees by their first cpos; a
+ * leaf record maps [e_cpos, e_cpos + e_leaf_clusters) to clusters starting at
+ * physical block e_blkno (ocfs2_fs.h).
+ */
+import { Ocfs2CorruptError } from './errors';
+import type { ExtentList, ExtentRec } from './structs/extent';
+import type { Volume } from './volume';
+
+/** A leaf extent: logical clusters [cpos, cpos+clusters) at physical block blkno. */
+export interface LeafExtent {
+  cpos: number;
+  clusters: number;
+  blkno: number;
+  flags: number;
+}
+
+/** The kernel limits trees to depth 4 (OCFS2_MAX_PATH_DEPTH 5 incl. the root). */
+const MAX_DEPTH = 5;
+
+function toLeaf(r: ExtentRec): LeafExtent {
+  return { cpos: r.cpos, clusters: r.clusters, blkno: r.blkno, flags: r.flags };
+}
+
+/**
+ * The records of the leaf list that covers `cpos` (the leaf a lookup for
+ * `cpos` reaches, as ocfs2_find_leaf does: at each level the last record
+ * whose cpos <= the target; the first record when the target lies before
+ * all of them).
+ */
+export async function findLeafList(vol: Volume, root: ExtentList, ownerBlkno: number, cpos: number): Promise<ExtentRec[]> {
+  let list = root;
+  let where = ownerBlkno;
+  for (let level = 0; list.treeDepth > 0; level++) {
+    if (level >= MAX_DEPTH) throw new Ocfs2CorruptError(where, 'extent tree too deep', `depth ${root.treeDepth}`);
+    if (list.recs.length === 0) throw new Ocfs2CorruptError(where, 'empty interior extent list');
+    let pick = list.recs[0]!;
+    for (const r of list.recs) { if (r.cpos <= cpos) pick = r; else break; }
+    const eb = await vol.readExtentBlock(pick.blkno);
+    if (eb.list.treeDepth !== list.treeDepth - 1) {
+      throw new Ocfs2CorruptError(pick.blkno, 'extent block depth mismatch',
+        `l_tree_depth ${eb.list.treeDepth}, parent depth ${list.treeDepth}`);
+    }
+    list = eb.list;
+    where = pick.blkno;
+  }
+  return list.recs;
+}
+
+/**
+ * The leaf record containing `cpos`, or, when `cpos` is in a hole, the next
+ * record after it (so the caller knows where the hole ends), or undefined
+ * past the last record.
+ */
+export async function lookupExtent(
+  vol: Volume, root: ExtentList, ownerBlkno: number, cpos: number,
+): Promise<{ extent?: LeafExtent; next?: LeafExtent }> {
+  const recs = await findLeafList(vol, root, ownerBlkno, cpos);
+  for (const r of recs) {
+    if (r.cpos + r.clusters <= cpos) continue;
+    if (r.cpos <= cpos) return { extent: toLeaf(r) };
+    return { next: toLeaf(r) };
+  }
+  // A hole at the end of this leaf: the next leaf may start later.
+  if (root.treeDepth > 0) {
+    const all = await allLeafExtents(vol, root, ownerBlkno);
+    const next = all.find((r) => r.cpos > cpos);
+    return next ? { next } : {};
+  }
+  return {};
+}
+
+/** Every leaf record of the tree, in logical order. */
+export async function allLeafExtents(vol: Volume, root: ExtentList, ownerBlkno: number): Promise<LeafExtent[]> {
+  const out: LeafExtent[] = [];
+  const walk = async (list: ExtentList, where: number, level: number): Promise<void> => {
+    if (level > MAX_DEPTH) throw new Ocfs2CorruptError(where, 'extent tree too deep');
+    if (list.treeDepth === 0) { for (const r of list.recs) out.push(toLeaf(r)); return; }
+    for (const r of list.recs) {
+      const eb = await vol.readExtentBlock(r.blkno);
+      if (eb.list.treeDepth !== list.treeDepth - 1) {
+        throw new Ocfs2CorruptError(r.blkno, 'extent block depth mismatch',
+          `l_tree_depth ${eb.list.treeDepth}, parent depth ${list.treeDepth}`);
+      }
+      await walk(eb.list, r.blkno, level + 1);
+    }
+  };
+  await walk(root, ownerBlkno, 0);
+  return out;
+}
+
+/** Extent flag: allocated but never written, reads as zeros (OCFS2_EXT_UNWRITTEN). */
+export const EXT_UNWRITTEN = 0x1;
+
+/**
+ * Read `length` bytes at byte `offset` of the data mapped by an extent tree
+ * (a file, a slow symlink, a directory, an xattr value).  Holes and unwritten
+ * extents read as zeros.  The caller clamps to the object's size.
+ */
+export async function readMapped(
+  vol: Volume, root: ExtentList, ownerBlkno: number, offset: number, length: number,
+): Promise<Buffer> {
+  const out = Buffer.alloc(length);
+  const cs = vol.clusterSize;
+  const bs = vol.blockSize;
+  let pos = offset;
+  const end = offset + length;
+  while (pos < end) {
+    const cpos = Math.floor(pos / cs);
+    const { extent, next } = await lookupExtent(vol, root, ownerBlkno, cpos);
+    if (!extent) {
+      // Hole up to the next extent (or to the end).
+      pos = next ? Math.max(pos + 1, Math.min(end, next.cpos * cs)) : end;
+      continue;
+    }
+    const extEnd = Math.min(end, (extent.cpos + extent.clusters) * cs);
+    if (!(extent.flags & EXT_UNWRITTEN)) {
+      const relStart = pos - extent.cpos * cs;
+      const firstBlk = Math.floor(relStart / bs);
+      const lastBlk = Math.ceil((extEnd - extent.cpos * cs) / bs);
+      // Read in pieces of at most 1 MiB to bound memory per request.
+      const maxBlocks = Math.max(1, (1 << 20) >> vol.blockBits);
+      for (let b = firstBlk; b < lastBlk; b += maxBlocks) {
+        const n = Math.min(maxBlocks, lastBlk - b);
+        const data = await vol.dev.readBlocks(extent.blkno + b, n);
+        const pieceStart = extent.cpos * cs + b * bs;
+        const from = Math.max(pos, pieceStart);
+        const to = Math.min(extEnd, pieceStart + n * bs);
+        data.copy(out, from - offset, from - pieceStart, to - pieceStart);
+      }
+    }
+    pos = extEnd;
+  }
+  return out;
+}

@@ -1,0 +1,34 @@
+/**
+ * Reading file contents and symlink targets: inline data (id2.i_data), fast
+ * symlinks (target in id2), and extent-mapped data.
+ */
+import { Ocfs2CorruptError } from './errors';
+import { OCFS2_INLINE_DATA_FL } from './constants';
+import { inodeExtentList, inodeInlineData, fastSymlinkTarget } from './structs/dinode';
+import { readMapped } from './extentmap';
+import type { InodeBlock, Volume } from './volume';
+
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+
+/** Read up to `length` bytes at `offset` (short at end of file, empty past it). */
+export async function readFile(vol: Volume, f: InodeBlock, offset: number, length: number): Promise<Buffer> {
+  const size = f.inode.size;
+  if (offset >= size || length <= 0) return Buffer.alloc(0);
+  const n = Math.min(length, size - offset);
+  if (f.inode.dynFeatures & OCFS2_INLINE_DATA_FL) {
+    const { data, count } = inodeInlineData(f.buf, f.inode.blkno);
+    if (size > count) throw new Ocfs2CorruptError(f.inode.blkno, 'inline file i_size exceeds id_count', `i_size ${size}, id_count ${count}`);
+    return Buffer.from(data.subarray(offset, offset + n));
+  }
+  return readMapped(vol, inodeExtentList(f.buf, f.inode.blkno), f.inode.blkno, offset, n);
+}
+
+/** A symlink's target bytes (fast: in the inode; slow: in its data cluster). */
+export async function readSymlink(vol: Volume, f: InodeBlock): Promise<Buffer> {
+  if ((f.inode.mode & S_IFMT) !== S_IFLNK) throw new Ocfs2CorruptError(f.inode.blkno, 'not a symlink');
+  if (f.inode.clusters === 0) return fastSymlinkTarget(f.buf, f.inode.blkno);
+  const data = await readFile(vol, f, 0, f.inode.size);
+  const nul = data.indexOf(0);
+  return nul >= 0 ? data.subarray(0, nul) : data;
+}
