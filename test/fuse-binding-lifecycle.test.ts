@@ -1,0 +1,44 @@
+/**
+ * Mount lifecycle of src/fuse/binding.ts: SIGTERM/SIGINT unmount cleanly,
+ * an external `fusermount -u` is noticed (and the server can exit), and
+ * opTimeoutMs turns a slow operation into ETIMEDOUT.
+ */
+import t from 'tap';
+import { startMemfs, run, mounted } from './fixtures/fuse-helpers';
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref())]);
+}
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${sig} unmounts cleanly and exits 0`, async (t) => {
+    const s = await startMemfs({});
+    t.teardown(() => s.cleanup());
+    t.ok(mounted(s.mnt), 'mounted');
+    t.equal((await run('stat', ['-c', '%s', `${s.mnt}/coh`])).stdout.trim(), '10', 'serving');
+    s.child.kill(sig);
+    const e = await within(s.exited, 15_000, 'server exit');
+    t.same(e, { code: 0, signal: null }, 'exit code 0, not killed by the signal');
+    t.notOk(mounted(s.mnt), 'no longer mounted');
+    t.match(s.stderr(), /memfs: destroy/, 'destroy ran before exit');
+    t.equal((await run('stat', ['-c', '%s', `${s.mnt}/coh`])).code, 1, 'mountpoint is an empty directory again');
+  });
+}
+
+t.test('external fusermount -u is detected; opTimeoutMs fails slow operations', async (t) => {
+  const s = await startMemfs({ opTimeoutMs: 1000 }, { FUSE_MEMFS_SLOW_MS: '3000' });
+  t.teardown(() => s.cleanup());
+
+  const slow = await run('cat', [`${s.mnt}/slow`], { timeoutSec: 20 });
+  t.not(slow.code, 0, 'slow read failed');
+  t.match(slow.stderr, /Connection timed out/, 'with ETIMEDOUT');
+  t.ok(slow.ms < 2900, `after ${slow.ms} ms, before the operation finished`);
+
+  const r = await run('fusermount', ['-u', s.mnt], { timeoutSec: 10 });
+  t.equal(r.code, 0, r.stderr);
+  const ev = await within(s.unmounted, 10_000, 'unmounted event');
+  t.same(ev, { external: true }, 'reported as external');
+  const e = await within(s.exited, 10_000, 'server exit');
+  t.same(e, { code: 0, signal: null }, 'server exits by itself (no native handle keeps it alive)');
+  t.notOk(mounted(s.mnt));
+});
