@@ -15,7 +15,7 @@ import {
   decodeXattrBlock, listXattrBucket, bucketsInUse, xattrLocalValue, xattrTreeRecFor, writeXattrArea, splitXattrName,
   xattrSize, xattrNameValueSize, blocksPerXattrBucket, xattrBucketsPerCluster, maxXattrEntriesInBucket,
   inlineXattrHeaderOffset, decodeXattrValueRoot, encodeXattrValueRoot, encodeXattrTreeRoot, newXattrBlockHeader,
-  OCFS2_XATTR_ENTRY_LOCAL, type XattrItem, type XattrToStore, type XattrValueRoot,
+  OCFS2_XATTR_ENTRY_LOCAL, writeXattrBucket, bucketAlignFreeStart, type XattrItem, type XattrToStore, type XattrValueRoot,
 } from '../src/libocfs2/structs/xattr';
 import { xattrNameHash } from '../src/libocfs2/dirhash';
 import { decodeExtentBlock, type ExtentList, type ExtentRec } from '../src/libocfs2/structs/extent';
@@ -275,6 +275,43 @@ t.test('writeXattrArea reproduces the kernel-written inline areas and xattr bloc
   t.equal(writeXattrArea(small, { blkno: 1, headerOffset: 0, size: 256 }, tooMany), false);
   t.same(small, Buffer.alloc(256));
   t.throws(() => writeXattrArea(small, { blkno: 1, headerOffset: 0, size: 256 }, [{ nameIndex: 1, shortName: Buffer.from('x'), nameHash: 0, value: Buffer.alloc(81) }]), RangeError);
+});
+
+t.test('writeXattrBucket: rebuilt real buckets list the same attributes', async (t) => {
+  t.equal(bucketAlignFreeStart(4096, 52, 512), 4096);
+  t.equal(bucketAlignFreeStart(3628, 52, 512), 3584, 'would cross 3584: moves down to the boundary');
+  t.equal(bucketAlignFreeStart(3636, 52, 512), 3636);
+  t.equal(bucketAlignFreeStart(3628, 52, 4096), 3628);
+  for (const img of ['local-512-4k', 'cluster-1k-64k-max'] as const) {
+    const v = volume(img);
+    const st = stat(v, '/xattr/many');
+    const blk = decodeXattrBlock(readBlocks(v, st.xattrBlock), st.xattrBlock, v.bs);
+    const bpb = blocksPerXattrBucket(v.bs);
+    const r = leafRecs(v, blk.tree!.list)[0]!;
+    const first = readBlocks(v, r.blkno, bpb);
+    const n = bucketsInUse(first, r.blkno, r.clusters, v.cs);
+    for (let i = 0; i < n; i++) {
+      const orig = readBlocks(v, r.blkno + i * bpb, bpb);
+      const o = listXattrBucket(orig, r.blkno, v.bs);
+      const oh = XattrHeader.decode(orig, 0);
+      const out = Buffer.alloc(4096, 0xcc);
+      t.ok(writeXattrBucket(out, v.bs, toStore(v, o.items.map((item) => ({ item, buf: orig }))), oh.xh_num_buckets));
+      const back = listXattrBucket(out, 1, v.bs); // also checks that no pair straddles a block
+      const h = XattrHeader.decode(out, 0);
+      t.equal(h.xh_name_value_len, oh.xh_name_value_len, `${img} bucket ${i}: xh_name_value_len as the kernel's`);
+      t.equal(h.xh_num_buckets, oh.xh_num_buckets);
+      t.equal(h.xh_free_start, Math.min(...back.items.map((x) => x.entry.xe_name_offset)), 'xh_free_start = lowest name');
+      const key = (l: typeof o, b: Buffer) => l.items.map((x) => `${x.name}=${x.entry.xe_name_hash}=${xattrLocalValue(b, x).toString('hex')}`);
+      t.same(key(back, out), key(o, orig), `${img} bucket ${i}: same attributes in hash order`);
+    }
+  }
+  // A pair straddling a block boundary is corruption in a bucket.
+  const bad = Buffer.alloc(4096);
+  t.ok(writeXattrBucket(bad, 512, [{ nameIndex: 1, shortName: Buffer.from('abcd'), nameHash: 5, value: Buffer.alloc(40, 1) }]));
+  bad.writeUInt16LE(512 - 8, XattrHeader.size + 4);
+  t.throws(() => listXattrBucket(bad, 7, 512), Ocfs2CorruptError);
+  t.doesNotThrow(() => listXattrBucket(bad, 7, 4096));
+  t.equal(writeXattrBucket(Buffer.alloc(4096), 512, Array.from({ length: 40 }, (_, i) => ({ nameIndex: 1, shortName: Buffer.from(`n${i}`), nameHash: i, value: Buffer.alloc(1) }))), false, 'too many entries for the first block');
 });
 
 /* ---- corruption ------------------------------------------------------------------------------------- */

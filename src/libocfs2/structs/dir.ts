@@ -380,3 +380,21 @@ export function initDirTrailer(buf: Buffer, blockSize: number, o: { blkno: numbe
     db_parent_dinode: o.parentDinode,
   }, buf, off);
 }
+
+export interface DirBlockContents {
+  /** Every entry up to the trailer (or the block end), unused ones included. */
+  entries: DirEntry[];
+  /** The validated trailer, when the directory has trailers. */
+  trailer?: DirBlockTrailer;
+}
+
+/**
+ * Read one directory block the way `ocfs2_read_dir_block` + a walk do: the
+ * trailer is validated first when the directory has one (signature, db_blkno
+ * and, given `dirIno`, db_parent_dinode), then every entry up to it.
+ */
+export function readDirBlock(buf: Buffer, blkno: number, blockSize: number, o: { hasTrailer: boolean; dirIno?: number }): DirBlockContents {
+  const trailer = o.hasTrailer ? readDirTrailer(buf, blockSize, blkno, o.dirIno) : undefined;
+  const entries = readDirEntries(buf, dirBlockArea(blkno, blockSize, o.hasTrailer));
+  return trailer ? { entries, trailer } : { entries };
+}

@@ -201,6 +201,8 @@ export interface XattrArea {
   readonly size: number;
   /** For buckets: entries must fit in the first block (bs - 16 bytes). */
   readonly maxEntries?: number;
+  /** For buckets: the block size; no name+value pair may straddle a block. */
+  readonly pairBlockSize?: number;
 }
 
 export interface XattrList {
@@ -277,6 +279,12 @@ export function listXattrArea(buf: Buffer, area: XattrArea): XattrList {
         throw new Ocfs2CorruptError(blkno, 'xattr value root outside the storage', `${where}: value root at ${valueRel}`);
       }
       valueRoot = decodeXattrValueRoot(buf, base + valueRel, blkno, base + size);
+    }
+    if (area.pairBlockSize) {
+      const end = valueRel + (local ? xattrSize(valueSize) : OCFS2_XATTR_ROOT_SIZE);
+      if (Math.floor(nameRel / area.pairBlockSize) !== Math.floor((Math.max(end, nameRel + 1) - 1) / area.pairBlockSize)) {
+        throw new Ocfs2CorruptError(blkno, 'xattr name+value crosses a block of the bucket', `${where}: ${nameRel}..${end}`);
+      }
     }
     const nameIndex = entry.xe_type & OCFS2_XATTR_TYPE_MASK;
     const prefix = XATTR_PREFIXES[nameIndex];
@@ -374,7 +382,7 @@ export function newXattrBlockHeader(o: Partial<XattrBlockHeader> & { xb_blkno: n
 /**
  * List one bucket: `bucket` is the 4096 bytes of the bucket's blocks read
  * contiguously, `blkno` its first block.  The entry table must fit in the
- * first block.
+ * first block and no name+value pair may straddle a block.
  */
 export function listXattrBucket(bucket: Buffer, blkno: number, blockSize: number): XattrList {
   if (bucket.length < OCFS2_XATTR_BUCKET_SIZE) {
@@ -382,6 +390,7 @@ export function listXattrBucket(bucket: Buffer, blkno: number, blockSize: number
   }
   return listXattrArea(bucket, {
     blkno, headerOffset: 0, size: OCFS2_XATTR_BUCKET_SIZE, maxEntries: maxXattrEntriesInBucket(blockSize),
+    pairBlockSize: blockSize,
   });
 }
 
@@ -464,6 +473,71 @@ export function writeXattrArea(
     const vat = base + free + xattrSize(a.shortName.length);
     if (a.valueRoot) encodeXattrValueRoot(a.valueRoot.root, buf, vat);
     else a.value?.copy(buf, vat);
+  });
+  return true;
+}
+
+/* ---- writing (buckets) -------------------------------------------------------------------------- */
+
+/**
+ * `ocfs2_bucket_align_free_start`: in a bucket a name+value pair must not
+ * straddle a block (the kernel reads it through one buffer_head), so an
+ * allocation that would cross a block boundary moves down to end at it.
+ */
+export function bucketAlignFreeStart(freeStart: number, size: number, blockSize: number): number {
+  if (Math.floor((freeStart - size) / blockSize) !== Math.floor((freeStart - 1) / blockSize)) {
+    return freeStart - (freeStart % blockSize);
+  }
+  return freeStart;
+}
+
+/**
+ * Lay out a whole bucket (4096 bytes): entries sorted by name hash (the
+ * order lookups binary-search), name+value pairs packed downward from the end
+ * without crossing a block boundary, xh_free_start = the lowest name offset
+ * (4096 when empty), xh_name_value_len = the sum of the pairs' sizes,
+ * xh_num_buckets as given (only the first bucket of an extent carries it).
+ * xh_check is left zero for the caller's metaecc pass.  Returns false (and
+ * writes nothing) if the attributes do not fit.
+ */
+export function writeXattrBucket(
+  bucket: Buffer, blockSize: number, attrs: readonly XattrToStore[], numBuckets = 0,
+): boolean {
+  if (bucket.length < OCFS2_XATTR_BUCKET_SIZE) throw new RangeError('bucket buffer shorter than 4096 bytes');
+  if (attrs.length > maxXattrEntriesInBucket(blockSize)) return false;
+  const sorted = [...attrs].sort((a, b) => (a.nameHash >>> 0) - (b.nameHash >>> 0));
+  const sizes = sorted.map((a) => {
+    const vsize = a.valueRoot ? a.valueRoot.valueSize : (a.value?.length ?? 0);
+    if (!a.valueRoot && vsize > OCFS2_XATTR_INLINE_SIZE) throw new RangeError('local xattr value longer than 80 bytes');
+    if (a.valueRoot && vsize <= OCFS2_XATTR_INLINE_SIZE) throw new RangeError('value root for a value of 80 bytes or less');
+    return xattrNameValueSize(a.shortName.length, vsize);
+  });
+  const offsets: number[] = [];
+  let free = OCFS2_XATTR_BUCKET_SIZE;
+  for (const sz of sizes) {
+    if (sz > blockSize) return false;
+    free = bucketAlignFreeStart(free, sz, blockSize) - sz;
+    offsets.push(free);
+  }
+  const tableEnd = XattrHeader.size + sorted.length * XattrEntry.size;
+  if (free < tableEnd + OCFS2_XATTR_HEADER_GAP) return false;
+  bucket.fill(0, 0, OCFS2_XATTR_BUCKET_SIZE);
+  XattrHeader.encode({
+    xh_count: sorted.length, xh_free_start: free, xh_name_value_len: sizes.reduce((s, x) => s + x, 0),
+    xh_num_buckets: numBuckets, xh_check: Buffer.alloc(8),
+  }, bucket, 0);
+  sorted.forEach((a, i) => {
+    const at = offsets[i]!;
+    const vsize = a.valueRoot ? a.valueRoot.valueSize : (a.value?.length ?? 0);
+    XattrEntry.encode({
+      xe_name_hash: a.nameHash >>> 0, xe_name_offset: at, xe_name_len: a.shortName.length,
+      xe_type: (a.nameIndex & OCFS2_XATTR_TYPE_MASK) | (a.valueRoot ? 0 : OCFS2_XATTR_ENTRY_LOCAL),
+      xe_value_size: vsize,
+    }, bucket, XattrHeader.size + i * XattrEntry.size);
+    a.shortName.copy(bucket, at);
+    const vat = at + xattrSize(a.shortName.length);
+    if (a.valueRoot) encodeXattrValueRoot(a.valueRoot.root, bucket, vat);
+    else a.value?.copy(bucket, vat);
   });
   return true;
 }
