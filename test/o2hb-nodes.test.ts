@@ -1,0 +1,172 @@
+/**
+ * Three heartbeat nodes in three processes on one image, each through its
+ * own loop device with direct I/O (as three hosts sharing a disk would be):
+ * liveness, debugfs.ocfs2 decoding, kill -9 and dead threshold, restart with
+ * a new generation, self-fence on blocked writes, clean stop.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { makeO2cbImage } from './lib/o2cb-image';
+import { locateHeartbeatArea } from '../src/cluster/heartbeat/locate';
+import { loadDirectIo } from '../src/native/directio';
+import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from '../src/libocfs2/structs/heartbeat';
+
+const INTERVAL = 300;
+const DEAD = 6; // iterations: dead after ~1.8 s, write timeout (DEAD-1)*INTERVAL = 1.5 s
+const SCRIPT = path.join(__dirname, 'lib', 'o2hb-node.ts');
+const TS_IMPORT = process.execArgv.find((a) => a.includes('@tapjs/typescript')) ?? '--import=@tapjs/typescript/import';
+
+interface Ev { ev: string; num?: number; gen?: string; reason?: string; t: number }
+
+class NodeProc {
+  readonly events: Ev[] = [];
+  private waiters: (() => void)[] = [];
+  readonly proc: ChildProcess;
+  exited = false;
+  constructor(readonly num: number, cfg: Record<string, unknown>) {
+    this.proc = spawn(process.execPath, [TS_IMPORT, SCRIPT, JSON.stringify(cfg)], {
+      stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
+    });
+    readline.createInterface({ input: this.proc.stdout! }).on('line', (l) => {
+      try { this.events.push(JSON.parse(l) as Ev); } catch { return; }
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.proc.on('exit', () => { this.exited = true; for (const w of this.waiters.splice(0)) w(); });
+  }
+  send(cmd: string): void { this.proc.stdin!.write(cmd + '\n'); }
+  async waitFor(pred: (e: Ev) => boolean, ms: number, what: string): Promise<Ev> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const hit = this.events.find(pred);
+      if (hit) return hit;
+      const left = end - Date.now();
+      if (left <= 0 || this.exited) throw new Error(`node ${this.num}: timed out waiting for ${what}`);
+      await new Promise<void>((r) => { const tm = setTimeout(r, left); this.waiters.push(() => { clearTimeout(tm); r(); }); });
+    }
+  }
+  kill(): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    return new Promise((r) => { this.proc.once('exit', () => r()); this.proc.kill('SIGKILL'); });
+  }
+}
+
+function attachLoop(img: string): string | undefined {
+  const r = spawnSync('timeout', ['30', 'losetup', '--direct-io=on', '-f', '--show', img], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+t.test('three heartbeat nodes on one shared image', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2hb-'));
+  const { image, uuid } = makeO2cbImage(dir, { cluster: 'hbtest', slots: 4, sizeMiB: 128 });
+  const area = locateHeartbeatArea(image);
+  const loops: string[] = [];
+  const procs: NodeProc[] = [];
+  t.teardown(async () => {
+    for (const p of procs) await p.kill();
+    for (const l of loops) spawnSync('timeout', ['30', 'losetup', '-d', l]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const devs: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const l = attachLoop(image);
+    if (l) { loops.push(l); devs.push(l); } else devs.push(image);
+  }
+  t.comment(loops.length === 3 ? `loop devices ${loops.join(' ')}` : 'no loop devices: nodes open the image file with O_DIRECT');
+  const cfg = (n: number): Record<string, unknown> => ({
+    device: devs[n], startBlock: area.startBlock, blocks: area.blocks, name: uuid, localNode: n,
+    nodes: [0, 1, 2], deadThreshold: DEAD, intervalMs: INTERVAL,
+  });
+  const start = (n: number): NodeProc => { const p = new NodeProc(n, cfg(n)); procs.push(p); return p; };
+
+  // ---- all three come up and see each other --------------------------------
+  const nodes = [start(0), start(1), start(2)];
+  const steady = await Promise.all(nodes.map((p) => p.waitFor((e) => e.ev === 'steady', 60_000, 'steady')));
+  const lastSteady = Math.max(...steady.map((e) => e.t));
+  for (const p of nodes) {
+    for (const n of [0, 1, 2]) {
+      const up = await p.waitFor((e) => e.ev === 'up' && e.num === n, 10_000, `node ${n} up`);
+      // live after O2HB_LIVE_THRESHOLD (2) changed samples: a few periods after everyone is beating
+      t.ok(up.t - lastSteady <= 4 * INTERVAL + 500, `node ${p.num} saw node ${n} live in time (${up.t - lastSteady} ms after the last start)`);
+      t.equal(up.gen, steady[n]!.gen, `node ${p.num} reports node ${n}'s generation`);
+    }
+  }
+
+  // ---- debugfs.ocfs2 decodes our blocks ------------------------------------
+  const hb = spawnSync('timeout', ['30', 'debugfs.ocfs2', '-R', 'hb', image], { encoding: 'utf8' });
+  t.equal(hb.status, 0, 'debugfs.ocfs2 hb ran');
+  const rows = new Map<number, { node: number; seq: bigint; gen: string; dead: number }>();
+  for (const m of hb.stdout.matchAll(/^\s*(\d+):\s+(\d+)\s+([0-9a-f]{16})\s+([0-9a-f]{16})\s+([0-9a-f]{8})\s+(\d+)\s*$/gm)) {
+    rows.set(Number(m[1]), { node: Number(m[2]), seq: BigInt('0x' + m[3]), gen: BigInt('0x' + m[4]).toString(16), dead: Number(m[6]) });
+  }
+  t.same([...rows.keys()].sort(), [0, 1, 2], 'debugfs shows slots 0, 1, 2');
+  for (const n of [0, 1, 2]) {
+    const r = rows.get(n);
+    t.equal(r?.node, n, `slot ${n} written by node ${n}`);
+    t.equal(r?.gen, steady[n]!.gen, `slot ${n} generation`);
+    t.equal(r?.dead, DEAD * INTERVAL, `slot ${n} dead_ms`);
+    t.ok(r !== undefined && r.seq > 1_600_000_000_000n, `slot ${n} seq is a wall-clock time (ms in test mode)`);
+  }
+
+  // mounted.ocfs2 -f reads the slot map (claimed at mount), not the heartbeat:
+  // with only heartbeats running it must still recognise the o2cb volume.
+  const mounted = spawnSync('timeout', ['30', 'mounted.ocfs2', '-f', loops[0] ?? image], { encoding: 'utf8' });
+  t.match(mounted.stdout, /o2cb\s+hbtest\s+Not mounted/, 'mounted.ocfs2 -f reads the volume (slot map empty until a mount)');
+
+  // ---- kill -9 node 2: dead after the threshold, not before ----------------
+  const killedAt = Date.now();
+  await nodes[2]!.kill();
+  for (const p of [nodes[0]!, nodes[1]!]) {
+    const down = await p.waitFor((e) => e.ev === 'down' && e.num === 2, (DEAD + 6) * INTERVAL + 5000, 'node 2 down');
+    const after = down.t - killedAt;
+    t.ok(after >= (DEAD - 1) * INTERVAL - 100, `node ${p.num}: node 2 not declared dead early (${after} ms, threshold ${DEAD}x${INTERVAL})`);
+    t.ok(after <= (DEAD + 3) * INTERVAL + 1500, `node ${p.num}: node 2 declared dead in time (${after} ms)`);
+  }
+
+  // ---- restart node 2: alive again with a new generation -------------------
+  const n2b = start(2);
+  const st2 = await n2b.waitFor((e) => e.ev === 'steady', 60_000, 'node 2 steady again');
+  t.not(st2.gen, steady[2]!.gen, 'restarted node has a new generation');
+  for (const p of [nodes[0]!, nodes[1]!]) {
+    const up = await p.waitFor((e) => e.ev === 'up' && e.num === 2 && e.gen === st2.gen, 10_000, 'node 2 up again');
+    t.ok(up.t > killedAt, `node ${p.num} sees node 2 live again with generation ${st2.gen}`);
+  }
+
+  // ---- blocked writes: node 1 fences within the write timeout, then writes nothing
+  const dio = loadDirectIo();
+  const fd = dio.open(image, false);
+  t.teardown(() => dio.close(fd));
+  const readSlot = async (n: number): Promise<Buffer> => {
+    const b = Buffer.alloc(512);
+    await dio.pread(fd, b, (area.startBlock + n) * 512);
+    return b;
+  };
+  nodes[1]!.send('block-writes');
+  const blockedAt = (await nodes[1]!.waitFor((e) => e.ev === 'fault', 5000, 'fault applied')).t;
+  const fence = await nodes[1]!.waitFor((e) => e.ev === 'fence', (DEAD + 4) * INTERVAL + 5000, 'fence');
+  const fencedIn = fence.t - blockedAt;
+  t.ok(fencedIn <= DEAD * INTERVAL + 1000, `node 1 fenced ${fencedIn} ms after its writes were blocked (write timeout ${(DEAD - 1) * INTERVAL} ms)`);
+  t.match(fence.reason, /write timeout/);
+  const atFence = await readSlot(1);
+  t.ok(verifyO2hbBlock(atFence), 'node 1 slot is a valid block');
+  nodes[1]!.send('none'); // releasing the fault must not let a held write through
+  await new Promise((r) => setTimeout(r, 4 * INTERVAL));
+  t.same(await readSlot(1), atFence, 'a fenced node writes nothing afterwards');
+  for (const p of [nodes[0]!, n2b]) {
+    await p.waitFor((e) => e.ev === 'down' && e.num === 1 && e.t > blockedAt, (2 * DEAD + 6) * INTERVAL + 5000, 'node 1 down after fencing');
+    t.pass(`node ${p.num} saw the fenced node 1 go down`);
+  }
+
+  // ---- clean stop of node 0: generation 0 on disk, peers see it go at once
+  const stopAt = Date.now();
+  nodes[0]!.send('stop');
+  await nodes[0]!.waitFor((e) => e.ev === 'stopped', 10_000, 'stopped');
+  const down0 = await n2b.waitFor((e) => e.ev === 'down' && e.num === 0, 10_000, 'node 0 down after clean stop');
+  t.ok(down0.t - stopAt < (DEAD - 1) * INTERVAL, `clean stop noticed in ${down0.t - stopAt} ms, before the dead threshold`);
+  const s0 = O2hbDiskHeartbeatBlock.decode(await readSlot(0));
+  t.equal(s0.hb_generation, 0n, 'clean stop leaves generation 0');
+  t.equal(s0.hb_node, 0);
+});
