@@ -46,7 +46,11 @@ import {
   SYSTEM_INODES, systemFileName, parseSystemFileName, allSystemFileNames, GLOBAL_BITMAP_SYSTEM_INODE,
   JOURNAL_SYSTEM_INODE, ORPHAN_DIR_SYSTEM_INODE, NUM_SYSTEM_INODES,
 } from '../src/libocfs2/sysfiles';
-import { BlockCheck } from '../src/libocfs2/blockcheck';
+import { BlockCheck, verifyBlockCheck } from '../src/libocfs2/blockcheck';
+import {
+  DiskDqHeader, DiskDqdbHeader, GlobalDiskDqblk, GlobalDiskDqinfo, LocalDiskDqblk, LocalDiskDqinfo, OCFS2_GLOBAL_QMAGICS,
+  OCFS2_LOCAL_QMAGICS, OLQF_CLEAN, QUOTA_INFO_OFFSET, quotaCheckOffset,
+} from '../src/libocfs2/structs/quota';
 
 const IMAGES: ReferenceImage[] = ['local-4k', 'local-512-4k', 'cluster-1k-64k-max', 'cluster-4k-compat'];
 
@@ -705,4 +709,40 @@ t.test('refcount block round trip', async (t) => {
     list: { treeDepth: 1, count: 243, nextFreeRec: 1, reserved1: 0, reserved2: 0n, recs: [{ cpos: 0, clusters: 0, flags: 0, reserved1: 0, blkno: 800 }] } };
   const enc2 = encodeRefcountBlock(tree, Buffer.alloc(bs));
   t.same(decodeRefcountBlock(enc2, 777), tree);
+});
+
+t.test('quota file headers (cluster-1k-64k-max has usrquota and grpquota)', async (t) => {
+  const v = await openVol('cluster-1k-64k-max');
+  const files = ['//aquota.user', '//aquota.group', '//aquota.user:0000', '//aquota.group:0001'];
+  const outs = debugfs(v.file, files.map((f) => `stat ${f}`));
+  for (const [i, f] of files.entries()) {
+    const d = parseStat(outs[i]!);
+    const blk = v.block(d.inode);
+    const ino = decodeInode(blk, d.inode, v.probe.sb.fsGeneration);
+    t.ok(ino.flags & 0x1000, `${f}: QUOTA_FL`);
+    const first = inodeExtentList(blk, d.inode).recs[0]!;
+    const q0 = v.block(first.blkno);
+    const type = f.includes('group') ? 1 : 0;
+    const hdr = DiskDqHeader.decode(q0);
+    const local = f.includes(':');
+    t.equal(hdr.dqh_magic, (local ? OCFS2_LOCAL_QMAGICS : OCFS2_GLOBAL_QMAGICS)[type], `${f}: magic`);
+    t.equal(hdr.dqh_version, 0);
+    // Every quota block carries a block check in its last 8 bytes.
+    verifyBlockCheck(q0, quotaCheckOffset(v.bs), first.blkno);
+    if (local) {
+      const info = LocalDiskDqinfo.decode(q0, QUOTA_INFO_OFFSET);
+      t.ok(info.dqi_flags & OLQF_CLEAN, `${f}: clean after unmount`);
+      t.equal(info.dqi_blocks, ino.size / v.bs, `${f}: dqi_blocks = file blocks`);
+      t.ok(info.dqi_chunks >= 1);
+      t.ok(LocalDiskDqinfo.encode(info, Buffer.from(q0), QUOTA_INFO_OFFSET).equals(q0), `${f}: round trip`);
+    } else {
+      const info = GlobalDiskDqinfo.decode(q0, QUOTA_INFO_OFFSET);
+      t.equal(info.dqi_igrace, 604800, `${f}: default inode grace`);
+      t.equal(info.dqi_syncms, 10000);
+      t.equal(info.dqi_blocks, ino.size / v.bs, `${f}: dqi_blocks = file blocks`);
+      t.ok(GlobalDiskDqinfo.encode(info, Buffer.from(q0), QUOTA_INFO_OFFSET).equals(q0), `${f}: round trip`);
+    }
+  }
+  t.same([DiskDqHeader.size, GlobalDiskDqinfo.size, GlobalDiskDqblk.size, DiskDqdbHeader.size, LocalDiskDqinfo.size, LocalDiskDqblk.size],
+    [8, 24, 88, 16, 12, 24]);
 });
