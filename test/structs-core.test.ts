@@ -746,3 +746,25 @@ t.test('quota file headers (cluster-1k-64k-max has usrquota and grpquota)', asyn
   t.same([DiskDqHeader.size, GlobalDiskDqinfo.size, GlobalDiskDqblk.size, DiskDqdbHeader.size, LocalDiskDqinfo.size, LocalDiskDqblk.size],
     [8, 24, 88, 16, 12, 24]);
 });
+
+t.test('discontiguous group: bg_list at 0x140', async (t) => {
+  // The reference images hold no discontiguous groups (the kernel makes them
+  // only when contiguous space runs out): give a real suballocator group of
+  // local-4k (bg_size 256 with discontig-bg) a two-extent bg_list.
+  const v = await openVol('local-4k');
+  const d = parseStat(debugfs(v.file, ['stat //inode_alloc:0000'])[0]!);
+  const g = d.groups[0]!;
+  const blk = v.block(g.blkno);
+  const plain = decodeGroupDesc(blk, g.blkno);
+  t.equal(plain.header.bg_size, 256, 'suballocator bitmap capped at 256 bytes');
+  t.equal(plain.list, null, 'contiguous group has no list');
+  const list: ExtentList = { treeDepth: 0, count: Math.floor((v.bs - 0x150) / 16), nextFreeRec: 2, reserved1: 0, reserved2: 0n,
+    recs: [{ cpos: 0, clusters: 2, flags: 0, reserved1: 0, blkno: g.blkno }, { cpos: 2, clusters: 2, flags: 0, reserved1: 0, blkno: g.blkno + 100 }] };
+  const withList = encodeGroupDesc({ ...plain, list }, Buffer.from(blk));
+  t.equal(withList.readUInt16LE(0x140 + 4), 2, 'l_next_free_rec at 0x144');
+  const dec = decodeGroupDesc(withList, g.blkno);
+  t.same(dec.list, list);
+  t.ok(encodeGroupDesc(dec, scrambled(withList, 0, 0x150 + 32)).equals(withList));
+  withList.writeUInt16LE(1, 0x140);
+  t.throws(() => decodeGroupDesc(withList, g.blkno), /not flat/);
+});
