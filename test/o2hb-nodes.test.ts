@@ -111,6 +111,23 @@ t.test('three heartbeat nodes on one shared image', async (t) => {
     t.ok(r !== undefined && r.seq > 1_600_000_000_000n, `slot ${n} seq is a wall-clock time (ms in test mode)`);
   }
 
+  // Control: a reader that goes through the page cache of its own device (a
+  // fourth loop device, like a fourth host) sees a frozen slot, which is why
+  // the nodes above must (and do) use O_DIRECT.
+  const spare = loops.length === 3 ? attachLoop(image) : undefined;
+  if (spare) {
+    loops.push(spare);
+    const bfd = fs.openSync(spare, 'r');
+    const first = Buffer.alloc(512);
+    const later = Buffer.alloc(512);
+    fs.readSync(bfd, first, 0, 512, (area.startBlock + 0) * 512);
+    await new Promise((r) => setTimeout(r, 3 * INTERVAL));
+    fs.readSync(bfd, later, 0, 512, (area.startBlock + 0) * 512);
+    fs.closeSync(bfd);
+    t.same(later, first, 'buffered reads through a loop device return a stale heartbeat block');
+    t.equal(nodes[1]!.events.filter((e) => e.ev === 'down').length, 0, 'the O_DIRECT node meanwhile still sees every node live');
+  }
+
   // mounted.ocfs2 -f reads the slot map (claimed at mount), not the heartbeat:
   // with only heartbeats running it must still recognise the o2cb volume.
   const mounted = spawnSync('timeout', ['30', 'mounted.ocfs2', '-f', loops[0] ?? image], { encoding: 'utf8' });
