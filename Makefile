@@ -35,3 +35,8 @@ demo: build
 
 clean:
 	rm -rf dist images/out
+
+# O_DIRECT addon used by the o2hb disk heartbeat (src/native/directio.c).
+.PHONY: native
+native:
+	bash tools/build-native.sh
