@@ -42,3 +42,15 @@ t.test('external fusermount -u is detected; opTimeoutMs fails slow operations', 
   t.same(e, { code: 0, signal: null }, 'server exits by itself (no native handle keeps it alive)');
   t.notOk(mounted(s.mnt));
 });
+
+t.test('an option libfuse rejects fails the mount and leaves no mount behind', async (t) => {
+  await t.rejects(startMemfs({ options: ['no_such_fuse_option'] }), /unknown option|fuse_new failed/);
+  const left = (await import('node:fs')).readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(' fuse.'));
+  t.notOk(left.some((l) => /fuse-binding-/.test(l)), 'no fuse-binding mount left');
+});
+
+t.test('options are validated one per element', async (t) => {
+  const { FuseMount } = await import('../src/fuse/binding');
+  await t.rejects(new FuseMount().mount('/nonexistent-mountpoint', { getattr: () => { throw new Error('unused'); } }, { options: ['ro,allow_other'] }),
+    /invalid option/);
+});

@@ -304,13 +304,13 @@ export class FuseMount extends EventEmitter {
   /** Mounts ops at mountpoint; resolves once the kernel has completed INIT. */
   async mount(mountpoint: string, ops: Operations, opts: MountOptions = {}): Promise<void> {
     if (this.state !== 'idle') throw new Error(`FuseMount: already ${this.state}`);
+    const options = buildOptions(opts);
+    const Ctor = loadFuseNative();
     this.state = 'mounting';
     this.mountpoint = path.resolve(mountpoint);
     this.handleSignals = opts.handleSignals ?? true;
     this.destroyed = new Promise<void>((resolve) => { this.markDestroyed = resolve; });
 
-    const options = buildOptions(opts);
-    const Ctor = loadFuseNative();
     const raw = new Ctor(this.mountpoint, this.rawOps(ops, opts), {
       debug: opts.debug ?? false,
       force: true, // clear a stale (ENOTCONN) mount left by a crashed server
