@@ -10,7 +10,7 @@ import {
   JBD2_FEATURE_INCOMPAT_FAST_COMMIT, JBD2_FEATURE_INCOMPAT_REVOKE, JBD2_FLAG_ESCAPE, JBD2_FLAG_LAST_TAG,
   JBD2_FLAG_SAME_UUID, JBD2_MAGIC, JBD2_SUPERBLOCK_V2, crc32_be, csumSeed, dataBlockChecksum,
   encodeCommitBlock, encodeDescriptorBlock, encodeRevokeBlock, featuresOf, journalSuperblock, loadJournal,
-  recoverJournal, superblockAfterReplay, superblockChecksum, tagBytes, walkTransactions,
+  recoverJournal, superblockAfterReplay, mapFromExtents, journalReaderFromMapping, applyRecovery, superblockChecksum, tagBytes, walkTransactions,
   type JournalFeatures, type JournalReader,
 } from '../src/libocfs2/jbd2';
 import { Ocfs2CorruptError, Ocfs2UnsupportedError } from '../src/libocfs2/errors';
@@ -380,4 +380,39 @@ t.test('superblock checks', async (t) => {
   t.equal(upd.readUInt32BE(0x1c), 0);
   t.equal(upd.readUInt32BE(0x18), 8);
   t.same(upd.subarray(0x20), raw.subarray(0x20));
+});
+
+t.test('OCFS2 adapter: extent mapping, unmapped blocks, applyRecovery', async (t) => {
+  // 1 KiB blocks, 64 KiB clusters: 64 blocks a cluster; two extents.
+  const map = mapFromExtents([{ cpos: 1, clusters: 1, blkno: 9000 }, { cpos: 0, clusters: 1, blkno: 128 }], 65536, 1024);
+  t.equal(map(0), 128);
+  t.equal(map(63), 191);
+  t.equal(map(64), 9000);
+  t.equal(map(127), 9063);
+  t.equal(map(128), -1);
+  const j = new JournalBuilder(512, 40, REVOKE);
+  j.txn({ blocks: [{ blocknr: 77, data: fill('k', 512) }] });
+  const inner = j.reader();
+  const r = journalReaderFromMapping({
+    blockSize: 512, maxLen: 48, // the file claims more blocks than are mapped
+    mapLogical: (n) => (n < 40 ? 1000 + n : -1),
+    readFsBlock: async (b) => inner.readLogBlock(b - 1000),
+  });
+  t.equal(r.physicalBlock!(3), 1003);
+  await t.rejects(r.readLogBlock(45), Ocfs2CorruptError, 'unmapped');
+  await t.rejects(r.readLogBlock(48), Ocfs2CorruptError, 'beyond the file');
+  const res = await recoverJournal(r);
+  t.equal(res.transactions, 1);
+  const fsWrites = new Map<number, Buffer>();
+  const logWrites = new Map<number, Buffer>();
+  await applyRecovery(r, res, {
+    writeFsBlock: async (b, d) => { fsWrites.set(b, d); },
+    writeLogBlock: async (n, d) => { logWrites.set(n, Buffer.from(d)); },
+  });
+  t.same([...fsWrites.keys()], [77]);
+  t.same([...logWrites.keys()], [0, 1], '1 KiB superblock spans two 512-byte blocks');
+  t.equal(logWrites.get(0)!.readUInt32BE(0x1c), 0, 's_start cleared');
+  t.equal(logWrites.get(0)!.readUInt32BE(0x18), res.endSeq + 1);
+  const clean = await recoverJournal({ ...r, readLogBlock: async (n) => (n < 2 ? logWrites.get(n)! : r.readLogBlock(n)) });
+  t.equal(clean.needed, false);
 });

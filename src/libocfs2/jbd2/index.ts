@@ -44,7 +44,7 @@ export function journalReaderFromMapping(m: JournalFileMapping): JournalReader {
   return {
     blockSize: m.blockSize,
     maxLen: m.maxLen,
-    readLogBlock: (n) => m.readFsBlock(phys(n)),
+    readLogBlock: async (n) => m.readFsBlock(phys(n)),
     physicalBlock: (n) => phys(n),
   };
 }

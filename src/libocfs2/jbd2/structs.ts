@@ -412,13 +412,14 @@ export function commitBlockChecksum(block: Buffer, seed: number): number {
 
 /**
  * The block numbers of a revoke block: records from offset 16 up to r_count.
- * Returns null when r_count is out of range (jbd2: r_count > blocksize - tail
- * fails the recovery; fsck also rejects r_count < 16).
+ * Returns null when r_count runs past the block (jbd2's scan_revoke_records
+ * fails the recovery with EINVAL); an r_count below the header holds no
+ * records (jbd2 ignores it too).
  */
 export function decodeRevokeRecords(block: Buffer, f: JournalFeatures): number[] | null {
   const h = revokeHeader.decode(block);
   const rec = revokeRecordBytes(f);
-  if (h.r_count > block.length - tailBytes(f) || h.r_count < revokeHeader.size) return null;
+  if (h.r_count > block.length - tailBytes(f)) return null;
   const out: number[] = [];
   for (let off = revokeHeader.size; off + rec <= h.r_count; off += rec) {
     if (rec === 4) out.push(block.readUInt32BE(off));
