@@ -15,7 +15,7 @@
  *     events (in order): 'node-up' (num, generation: bigint), 'node-down' (num), 'write-timeout' (ms), 'fence' (reason), 'log' (level, msg)
  *       — region-level: the local node is reported too (the kernel checks its own slot like any other).
  *   class Heartbeat extends EventEmitter               node-wide aggregation of all regions
- *     new Heartbeat(nm: NodeManager, opts?: { intervalMs?, deadThreshold?, writeTimeoutMs? })
+ *     new Heartbeat(nm: NodeManager, opts?: { intervalMs?, deadThreshold?, writeTimeoutMs?, io? })
  *     addRegion(area: { device, startBlock, blocks, blockBytes?, name }): Promise<HeartbeatRegion>   starts it, waits steady
  *     startLocal(device): Promise<HeartbeatRegion>   local mode: locate the volume's heartbeat file and start on it
  *     startGlobal(deviceFor: (uuid) => string): Promise<void>   global mode: every region of cluster.conf
@@ -36,6 +36,7 @@ import { EventEmitter } from 'node:events';
 import type { NodeManager } from '../nodemanager';
 import { HeartbeatRegion, O2HB_LIVE_THRESHOLD } from './region';
 import { locateHeartbeatArea } from './locate';
+import type { DirectIo } from '../../native/directio';
 
 export * from './region';
 export * from './locate';
@@ -61,7 +62,7 @@ export class Heartbeat extends EventEmitter {
 
   constructor(
     private readonly nm: NodeManager,
-    private readonly opts: { intervalMs?: number; deadThreshold?: number; writeTimeoutMs?: number } = {},
+    private readonly opts: { intervalMs?: number; deadThreshold?: number; writeTimeoutMs?: number; io?: DirectIo } = {},
   ) {
     super();
     this.mode = nm.cluster.heartbeatMode;
@@ -97,6 +98,7 @@ export class Heartbeat extends EventEmitter {
       writeTimeoutMs: this.opts.writeTimeoutMs,
       steadyIterations: steady,
       fenceOnWriteTimeout: !global,
+      io: this.opts.io,
     });
     reg.regionNum = regionNum;
     this.regs.set(area.name, reg);
