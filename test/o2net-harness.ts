@@ -96,10 +96,13 @@ export class NodeProc {
     const have = this.lines.find((l) => re.test(l));
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${this.name}: timed out waiting for ${re}; log:\n${this.lines.slice(-30).join('\n')}`)), timeoutMs);
+      const t = setTimeout(() => reject(new Error(`${this.name}: timed out waiting for ${re} (exit ${String(this.exitCode)}); log:\n${this.lines.slice(-30).join('\n')}`)), timeoutMs);
       this.waiters.push({ re, resolve: (l) => { clearTimeout(t); resolve(l); } });
     });
   }
+
+  /** The stack is up (TypeScript children start slowly on a loaded machine). */
+  ready(timeoutMs = 120000): Promise<string> { return this.waitFor(/o2cb: node \S+ \(num \d+\) of cluster \S+ online/, timeoutMs); }
 
   count(re: RegExp): number { return this.lines.filter((l) => re.test(l)).length; }
 
