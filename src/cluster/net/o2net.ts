@@ -90,6 +90,8 @@ class SockContainer {
   keepaliveTimer: NodeJS.Timeout | null = null;
   lastRx = Date.now();
   closed = false;
+  /** a framing error was seen: nothing more is parsed, shutdown follows */
+  broken = false;
   /** requests are handled one at a time, in order, like the kernel's o2net thread */
   rxChain: Promise<void> = Promise.resolve();
   constructor(readonly sock: net.Socket, readonly node: NetNode, readonly initiated: boolean) {}
@@ -454,7 +456,7 @@ export class O2Net extends EventEmitter {
   }
 
   private onData(sc: SockContainer, chunk: Buffer): void {
-    if (sc.closed) return;
+    if (sc.closed || sc.broken) return;
     if (this.fault.cut.has(sc.node.num)) return; // the network is cut: nothing arrives
     const nn = this.state(sc.node.num);
     sc.reader.push(chunk);
@@ -482,15 +484,20 @@ export class O2Net extends EventEmitter {
         const f = sc.reader.takeFrame();
         if (!f) break;
         this.processMessage(sc, nn, f);
-        if (sc.closed) return;
+        if (sc.closed || sc.broken) return;
       }
     } catch (e) {
       const why = e instanceof O2NetFramingError ? e.message : `malformed input: ${(e as Error).message}`;
       this.log(`o2net: framing error from ${this.fmt(sc.node)}: ${why}; closing the connection`);
       this.emit('framing-error', { node: sc.node.num, reason: why });
+      // the kernel handles frames one by one, so the requests that came
+      // before the bad frame are answered before the connection goes down;
       // not permanent: a failed read can retry (o2net_rx_until_empty)
-      this.ensureShutdown(nn, sc, null);
-      this.shutdownSc(sc);
+      sc.broken = true;
+      void sc.rxChain.then(() => {
+        this.ensureShutdown(nn, sc, null);
+        this.shutdownSc(sc);
+      });
     }
   }
 
