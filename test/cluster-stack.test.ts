@@ -1,0 +1,140 @@
+/**
+ * The whole node stack in real processes: three `cluster node` processes
+ * heartbeating on one shared image (each through its own loop device with
+ * direct I/O when loop devices can be made, else the image file with
+ * O_DIRECT), o2net driven by the heartbeat events, `cluster status` online
+ * and offline, a second invocation joining the running stack over the
+ * control socket, clean leave vs kill -9.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { makeO2cbImage } from './lib/o2cb-image';
+import { crc32_le } from '../src/libocfs2/crc32';
+import { TEST_MSG_TYPE, TEST_MSG_KEY, StackStatus } from '../src/cluster/stack';
+import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO } from './o2net-harness';
+
+const INTERVAL = 300; // heartbeat period for the test (the kernel's is 2000)
+const V: O2cbVals = { threshold: 6, idle: 3000, keepalive: 1000, reconnect: 500 };
+const DEAD_MS = V.threshold * INTERVAL;
+
+function attachLoop(img: string): string | undefined {
+  const r = spawnSync('timeout', ['30', 'losetup', '--direct-io=on', '-f', '--show', img], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
+    delete env.NODE_OPTIONS;
+    const p = spawn('timeout', ['120', process.execPath, ...nodeArgsFor(cliScript()), 'cluster', ...args], { cwd: REPO, env });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    p.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+t.test('three node stacks on one shared image', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2stack-'));
+  const { image, uuid } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 64 });
+  const nodes = await makeNodes(4); // node3 is configured, never started
+  writeCluster(dir, nodes, V);
+  const loops: string[] = [];
+  const devs: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const l = attachLoop(image);
+    if (l) loops.push(l);
+    devs.push(l ?? image);
+  }
+  t.comment(loops.length === 3 ? `loop devices ${loops.join(' ')}` : 'no loop devices: the image file with O_DIRECT');
+  const hbArgs = (i: number): string[] => ['--device', devs[i]!, '--heartbeat-interval-ms', String(INTERVAL)];
+  const procs: NodeProc[] = [];
+  t.teardown(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    for (const l of loops) spawnSync('timeout', ['30', 'losetup', '-d', l]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < 3; i++) procs.push(spawnNode({ dir, node: `node${i}`, staticHeartbeat: false, extra: hbArgs(i) }));
+  const [p0, p1, p2] = procs as [NodeProc, NodeProc, NodeProc];
+  await Promise.all(procs.map((p) => p.ready()));
+
+  await t.test('heartbeat brings nodes up, then o2net connects the higher to the lower', async (t) => {
+    for (const p of procs) {
+      for (const n of [0, 1, 2]) await p.waitFor(new RegExp(`o2hb: Node ${n} \\(node${n}\\) is up`), 60000);
+    }
+    await p2.waitFor(/o2net: Connected to node node0/, 60000);
+    await p2.waitFor(/o2net: Connected to node node1/, 60000);
+    await p1.waitFor(/o2net: Connected to node node0/, 60000);
+    t.equal(p0.count(/o2net: Connected to/), 0, 'node0 only accepts');
+    const payload = Buffer.from('over the heartbeat-driven connection');
+    const r = await p0.request({ op: 'send', node: 2, msgType: TEST_MSG_TYPE, key: TEST_MSG_KEY, payload: payload.toString('hex') });
+    t.equal(r.status, crc32_le(0, payload) | 0, 'a message round-trips');
+  });
+
+  await t.test('cluster status from the running node', async (t) => {
+    const r = await runCli(['status', '--cluster-conf', path.join(dir, 'cluster.conf'), '--node', 'node1', '--o2cb-config', path.join(dir, 'o2cb'), '--control-socket', p1.controlSocket]);
+    t.equal(r.code, 0, 'status exits 0');
+    t.match(r.out, /Cluster testclu: Online/);
+    t.match(r.out, /Heartbeat dead threshold: 6/);
+    t.match(r.out, /Network idle timeout: 3000/);
+    t.match(r.out, /Heartbeat mode: Local/);
+    t.match(r.out, new RegExp(`Region ${uuid} device ${devs[1]!.replace(/[/.]/g, '\\$&')}: live nodes 0 1 2`));
+    t.match(r.out, /Live nodes: 0 \(node0\), 1 \(node1\), 2 \(node2\)/);
+    t.match(r.out, /node node0 \(num 0\) at 127\.0\.0\.1:\d+: connected, connected to it/);
+    t.match(r.out, /node node2 \(num 2\) at 127\.0\.0\.3:\d+: connected, accepted from it/);
+    const j = await runCli(['status', '--json', '--cluster-conf', path.join(dir, 'cluster.conf'), '--node', 'node1', '--o2cb-config', path.join(dir, 'o2cb'), '--control-socket', p1.controlSocket]);
+    const s = JSON.parse(j.out) as StackStatus;
+    t.same(s.liveNodes, [0, 1, 2]);
+    t.same(s.quorum.connected, [0, 1, 2]);
+  });
+
+  await t.test('cluster status with no node running reads the heartbeat area', async (t) => {
+    const r = await runCli(['status', '--cluster-conf', path.join(dir, 'cluster.conf'), '--node', 'node3', '--o2cb-config', path.join(dir, 'o2cb'),
+      '--control-socket', path.join(dir, 'node3.sock'), '--heartbeat-interval-ms', String(INTERVAL), '--device', image]);
+    t.equal(r.code, 3, 'exit 3 like a stopped service');
+    t.match(r.out, /Cluster testclu: Offline/);
+    t.match(r.out, /heartbeating on disk: 0 \(node0\), 1 \(node1\), 2 \(node2\)/);
+  });
+
+  await t.test('a second invocation for the same node joins the running stack', async (t) => {
+    const join = spawnNode({ dir, node: 'node0', staticHeartbeat: false, extra: hbArgs(0) });
+    const line = await join.waitFor(/o2cb: joined the running stack of this node \(pid (\d+)\)/, 60000);
+    t.match(line, new RegExp(`pid ${p0.proc.pid}`), 'joined node0\'s process');
+    const st = (await p0.request({ op: 'status' })).status as StackStatus;
+    t.equal(st.regions.length, 1, 'still one heartbeat region');
+    t.equal(st.regions[0]!.users, 2, 'now used twice');
+    t.equal(p0.count(/o2net: .*online at|online at/), 1, 'no second stack');
+    t.equal(await join.stop(), 0, 'the joiner leaves cleanly on SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    const st2 = (await p0.request({ op: 'status' })).status as StackStatus;
+    t.equal(st2.regions[0]!.users, 1, 'its reference is gone, the heartbeat stays');
+  });
+
+  await t.test('clean leave: the others see it down at once (generation 0)', async (t) => {
+    const t0 = Date.now();
+    t.equal(await p2.stop(), 0, 'node2 exits 0 on SIGTERM');
+    await p0.waitFor(/o2hb: Node 2 \(node2\) is down/, 30000);
+    await p1.waitFor(/o2hb: Node 2 \(node2\) is down/, 30000);
+    const dt = Date.now() - t0;
+    t.ok(dt < DEAD_MS + 1500, `down after ${dt} ms, not the dead threshold (${DEAD_MS} ms) plus slack`);
+    await p0.waitFor(/No longer connected to node node2/);
+    await p2.waitFor(/left cluster testclu/);
+  });
+
+  await t.test('kill -9: seen dead after the dead threshold, no fencing among the survivors', async (t) => {
+    const t0 = Date.now();
+    p1.proc.kill('SIGKILL');
+    await p1.exited;
+    await p0.waitFor(/No longer connected to node node1/, 30000);
+    await p0.waitFor(/o2hb: Node 1 \(node1\) is down/, 60000);
+    const dt = Date.now() - t0;
+    t.ok(dt >= DEAD_MS - 2 * INTERVAL, `dead after ${dt} ms, not before the threshold (${DEAD_MS} ms)`);
+    // the quorum delay ((threshold + 2) periods) lets heartbeat decide first
+    await new Promise((r) => setTimeout(r, (V.threshold + 3) * INTERVAL));
+    t.equal(p0.count(/fencing/), 0, 'node0 made no quorum decision and did not fence');
+    t.equal(p0.exitCode, undefined);
+  });
+});
