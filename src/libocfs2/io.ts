@@ -38,6 +38,12 @@ export class BlockDevice {
   private readonly cache: LRUCache<number, Buffer>;
   /** In-memory replacement blocks (e.g. a journal replayed for a read-only mount). */
   private overlay = new Map<number, Buffer>();
+  /**
+   * Blocks changed by a transaction but not yet at their home location
+   * (written in place or checkpointed): reads see these, and the LRU cannot
+   * evict them.
+   */
+  private pinned = new Map<number, Buffer>();
   private closed = false;
   stats = { reads: 0, cacheHits: 0, bytesRead: 0, writes: 0 };
 
@@ -115,6 +121,8 @@ export class BlockDevice {
    * buffer is shared with the cache: callers must not modify it.
    */
   async readBlock(blkno: number): Promise<Buffer> {
+    const p = this.pinned.get(blkno);
+    if (p) return p;
     const o = this.overlay.get(blkno);
     if (o) return o;
     const hit = this.cache.get(blkno);
@@ -132,9 +140,9 @@ export class BlockDevice {
   async readBlocks(blkno: number, count: number): Promise<Buffer> {
     this.checkRange(blkno, count);
     const buf = await this.readAt(blkno * this.blockSize, count * this.blockSize);
-    if (this.overlay.size > 0) {
+    if (this.overlay.size > 0 || this.pinned.size > 0) {
       for (let i = 0; i < count; i++) {
-        const o = this.overlay.get(blkno + i);
+        const o = this.pinned.get(blkno + i) ?? this.overlay.get(blkno + i);
         if (o) o.copy(buf, i * this.blockSize);
       }
     }
@@ -164,6 +172,29 @@ export class BlockDevice {
   async flush(): Promise<void> {
     if (!this.readOnly) await this.fh.datasync();
   }
+
+  /**
+   * Make `buf` the content every read of `blkno` sees until unpin (the
+   * journal pins blocks from writeMeta until they are checkpointed).
+   */
+  pin(blkno: number, buf: Buffer): void {
+    this.checkRange(blkno, 1);
+    this.pinned.set(blkno, buf);
+  }
+
+  /**
+   * Drop a pin.  Normally the content has reached the disk and moves to the
+   * cache; with `discard` (an aborted transaction) the cached copy is dropped
+   * too, so the next read goes to the disk.
+   */
+  unpin(blkno: number, opts: { discard?: boolean } = {}): void {
+    const buf = this.pinned.get(blkno);
+    this.pinned.delete(blkno);
+    if (opts.discard || !buf) this.cache.delete(blkno);
+    else this.cache.set(blkno, buf);
+  }
+
+  get pinnedBlocks(): number { return this.pinned.size; }
 
   /** Install replacement block contents seen by every later read (read-only journal replay). */
   setOverlay(blocks: Map<number, Buffer>): void {
