@@ -19,6 +19,7 @@ deps:
 	$(MAKE) build
 
 build:
+	bash tools/build-native.sh
 	npx tsc -p tsconfig.json
 
 images: build

@@ -10,6 +10,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerMountCommand } from './mount';
+import { registerClusterConfigCommands } from './cluster';
+import { registerClusterNodeCommands } from './cluster-node';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +22,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerMountCommand(program);
+  const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
+  registerClusterConfigCommands(cluster);
+  registerClusterNodeCommands(cluster);
   return program;
 }
 
