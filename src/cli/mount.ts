@@ -90,7 +90,9 @@ async function serve(
     warn(`${device} is a cluster-mode volume (cluster "${vol.sb.clusterName}"): mounted read-only without cluster locks; `
       + 'what you read may be stale if other nodes are writing');
   }
-  const ops = new Ocfs2FuseOps(vol, { readOnly });
+  const bitmapProblem = await vol.checkGlobalBitmap();
+  if (bitmapProblem) warn(`global bitmap: ${bitmapProblem.message}; statfs will fail with EIO (run fsck.ocfs2)`);
+  const ops = new Ocfs2FuseOps(vol, { readOnly, bitmapProblem });
   const fuse = new FuseMount();
   const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
   const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];

@@ -29,6 +29,8 @@ function makedev(major: number, minor: number): number {
 
 export interface Ocfs2OpsOptions {
   readOnly: boolean;
+  /** A corruption found in the global bitmap at mount: statfs reports it (EIO) instead of wrong numbers. */
+  bitmapProblem?: Ocfs2Error | null;
   log?: (msg: string) => void;
 }
 
@@ -146,6 +148,7 @@ export class Ocfs2FuseOps implements Operations {
   }
 
   async statfs(): Promise<StatFs> {
+    if (this.opts.bitmapProblem) throw this.opts.bitmapProblem;
     const bm = await this.vol.readInode(this.vol.systemFile('global_bitmap'));
     const { i_total, i_used } = readId1Bitmap(bm.buf);
     // As ocfs2_statfs: counts in blocks of the volume's block size, files = cluster bits.

@@ -15,7 +15,8 @@ import {
   featureNames, unsupportedBits,
 } from './constants';
 import { probeSuperblock, type Superblock } from './structs/superblock';
-import { decodeInode, DINODE_ID1_OFFSET, type Inode } from './structs/dinode';
+import { decodeInode, DINODE_ID1_OFFSET, inodeChainList, type Inode } from './structs/dinode';
+import { validateGroupDesc } from './structs/group';
 import { decodeExtentBlock, type ExtentBlock } from './structs/extent';
 import { CHECK_OFFSET, verifyBlockCheck } from './blockcheck';
 import { uuidHash } from './dirhash';
@@ -148,6 +149,34 @@ export class Volume {
   async readExtentBlock(blkno: number): Promise<ExtentBlock> {
     const buf = await this.readMetaBlock(blkno, CHECK_OFFSET.extentBlock);
     return decodeExtentBlock(buf, blkno, { fsGeneration: this.sb.fsGeneration });
+  }
+
+  /**
+   * Walk every group descriptor of the global bitmap's chains, validating
+   * each (signature, self block number, generation, parent, block check) —
+   * as the kernel does when it reads a group.  Returns the first problem
+   * found, or null.  Bounded by the number of groups the volume can hold.
+   */
+  async checkGlobalBitmap(): Promise<Ocfs2CorruptError | null> {
+    const bmBlk = this.systemFile('global_bitmap');
+    try {
+      const bm = await this.readInode(bmBlk);
+      const cl = inodeChainList(bm.buf, bmBlk);
+      const maxGroups = Math.ceil(this.sb.clusters / Math.max(1, cl.cpg)) + 1;
+      let seen = 0;
+      for (const rec of cl.recs) {
+        for (let g = rec.c_blkno; g !== 0; seen++) {
+          if (seen > maxGroups) throw new Ocfs2CorruptError(g, 'global bitmap chain loops or is too long');
+          const buf = await this.readMetaBlock(g, CHECK_OFFSET.groupDesc);
+          const h = validateGroupDesc(buf, g, { fsGeneration: this.sb.fsGeneration, parentDinode: bmBlk });
+          g = h.bg_next_group;
+        }
+      }
+      return null;
+    } catch (e) {
+      if (e instanceof Ocfs2CorruptError) return e;
+      throw e;
+    }
   }
 
   /** Block number of a system file by name ("global_bitmap", "journal:0000", ...). */
