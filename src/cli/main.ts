@@ -31,7 +31,7 @@ export function buildProgram(): Command {
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode;
   const msg = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ocfs2-fuse: ${msg}\n`);
+  if (!(err as { reported?: boolean } | null)?.reported) process.stderr.write(`ocfs2-fuse: ${msg}\n`);
   if (process.env.OCFS2_FUSE_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   return typeof (err as { exitCode?: unknown })?.exitCode === 'number' ? (err as { exitCode: number }).exitCode : 1;
 }

@@ -143,6 +143,7 @@ async function daemonize(): Promise<void> {
   });
   process.stderr.write(text.replace(/^ready\n?/m, ''));
   channel.destroy();
-  if (!ready) throw Object.assign(new Ocfs2Error('mount failed'), { exitCode: 1 });
+  // The child has already said why (copied to our stderr above).
+  if (!ready) throw Object.assign(new Ocfs2Error('mount failed'), { exitCode: 1, reported: true });
   child.unref();
 }
