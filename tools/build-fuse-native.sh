@@ -20,14 +20,34 @@ if [ "$version" != "2.2.6" ]; then
 fi
 
 # 1. Patch (skip when already applied: the reverse patch then applies cleanly).
-if (cd "$pkg" && patch -p1 -R -s -f --dry-run <"$patchfile" >/dev/null 2>&1); then
+# A tree carrying an earlier version of our patch (the copy recorded at
+# apply time, or any version in this repository's git history) is first
+# restored to pristine, so updating the patch needs no reinstall.
+record="$pkg/.ocfs2-fuse.patch"
+applies() { (cd "$pkg" && patch -p1 -s -f --dry-run "$@" >/dev/null 2>&1); }
+if applies -R <"$patchfile"; then
   :
-elif (cd "$pkg" && patch -p1 -s -f --dry-run <"$patchfile" >/dev/null 2>&1); then
+else
+  if ! applies <"$patchfile"; then
+    old="$(mktemp)"; trap 'rm -f "$old"' EXIT
+    undone=""
+    { [ -f "$record" ] && echo record; git -C "$root" log --format=%H -- patches/fuse-native-2.2.6.patch 2>/dev/null || true; } |
+      while read -r rev; do
+        if [ "$rev" = record ]; then cat "$record"; else git -C "$root" show "$rev:patches/fuse-native-2.2.6.patch" 2>/dev/null || true; fi >"$old"
+        if [ -s "$old" ] && applies -R <"$old"; then echo "$rev"; break; fi
+      done >"$old.rev"
+    undone="$(cat "$old.rev")"; rm -f "$old.rev"
+    if [ -z "$undone" ]; then
+      log "patch neither applies nor is applied: node_modules/fuse-native was modified; reinstall it (npm ci)"; exit 1
+    fi
+    if [ "$undone" = record ]; then cat "$record"; else git -C "$root" show "$undone:patches/fuse-native-2.2.6.patch"; fi >"$old"
+    (cd "$pkg" && patch -p1 -R -s -f --no-backup-if-mismatch <"$old")
+    log "earlier version of the patch ($undone) reverted"
+  fi
   (cd "$pkg" && patch -p1 -s -f --no-backup-if-mismatch <"$patchfile")
   log "patch applied"
-else
-  log "patch neither applies nor is applied: node_modules/fuse-native was modified; reinstall it (npm ci)"; exit 1
 fi
+cp "$patchfile" "$record"
 
 # 2. Build, unless the addon for exactly this patch/Node/libfuse exists.
 command -v pkg-config >/dev/null && pkg-config --exists fuse || {

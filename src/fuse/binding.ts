@@ -12,12 +12,74 @@
  *   legitimately wait longer than fuse-native's old 15 s).
  * - SIGINT/SIGTERM unmount every mount and exit; an external
  *   `fusermount -u` is noticed (libfuse calls destroy) and reported.
+ * - Paths and names are *binary strings* of their raw bytes (PATH_ENCODING,
+ *   'latin1'): byte b is the char with code point b.  Convert with
+ *   pathToBytes / bytesToName; never with 'utf8'.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
-import { errnoOf } from '../libocfs2/errors';
+import { errnoOf, Ocfs2Error } from '../libocfs2/errors';
+
+/**
+ * How every path and name crosses the binding, in both directions: as a
+ * binary string, one char (code point 0-255) per byte -- Node's 'latin1'.
+ * File names on Linux, and in OCFS2 directories, are arbitrary bytes (only
+ * '/' and NUL are excluded) and need not be UTF-8: the patched fuse-native
+ * hands them over with napi_create_string_latin1 and takes names back
+ * (readdir entries, readlink targets, listxattr names) with
+ * napi_get_value_string_latin1, so every byte sequence round-trips exactly.
+ * A UTF-8 name such as "café" therefore arrives as "cafÃ©" (its five bytes);
+ * `bytesToName(Buffer.from('café'))` is the string to return for it.
+ */
+export const PATH_ENCODING: BufferEncoding = 'latin1';
+
+/** True if every char of s is a byte (code point <= 0xFF): a valid binary string. */
+export function isBinaryString(s: string): boolean {
+  return !/[^\x00-\xff]/.test(s);
+}
+
+/**
+ * The raw bytes of a path or name received from the binding.  Throws a
+ * TypeError for a string that is not a binary string (a char above 0xFF
+ * would otherwise be silently cut to its low byte).
+ */
+export function pathToBytes(p: string): Buffer {
+  if (!isBinaryString(p)) throw new TypeError(`not a binary (${PATH_ENCODING}) string: ${JSON.stringify(p)}`);
+  return Buffer.from(p, PATH_ENCODING);
+}
+
+/** The binary string the binding expects for a name (or path, or link target) of these bytes. */
+export function bytesToName(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString(PATH_ENCODING);
+}
+
+/**
+ * A binary-string path for humans (logs, messages): valid UTF-8 is shown as
+ * text, other bytes (and control characters) as \xHH, as the reference
+ * manifests escape them.
+ */
+export function displayPath(p: string): string {
+  const b = Buffer.from(p, PATH_ENCODING);
+  let out = '';
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    const n = c < 0x20 || c === 0x7f ? 0 : c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    const seq = n > 0 && i + n <= b.length ? b.subarray(i, i + n) : undefined;
+    // A sequence is taken as text only if it decodes and re-encodes to the same bytes (no overlongs/surrogates).
+    const text = seq?.toString('utf8');
+    if (seq && text !== undefined && Buffer.from(text, 'utf8').equals(seq)) {
+      out += text;
+      i += n;
+    } else {
+      out += `\\x${c.toString(16).padStart(2, '0')}`;
+      i += 1;
+    }
+  }
+  return out;
+}
 
 /** tv_nsec values of utimensat(2). */
 export const UTIME_NOW = (1 << 30) - 1;
@@ -75,6 +137,11 @@ type R<T> = Promise<T> | T;
 
 /**
  * Filesystem operations.  Paths are absolute within the mount ("/a/b").
+ * Every path, name, link target and xattr name -- received or returned -- is
+ * a binary string of the raw bytes (see PATH_ENCODING; use pathToBytes /
+ * bytesToName).  Returned names that are not binary strings are rejected:
+ * readdir drops such entries (and names that are empty or contain '/' or
+ * NUL) and reports them to onOpError; readlink/listxattr fail with EIO.
  * File handles (fh) are whatever open/create/opendir returned (0 if nothing),
  * exact up to 2^53.  Offsets/sizes are numbers (exact up to 2^53).  Throw an
  * Ocfs2Error/PosixError (or anything with a Node `code`) to fail; it becomes
@@ -139,7 +206,10 @@ export interface MountOptions {
   bigWrites?: boolean;
   /** Unmount and exit on SIGINT/SIGTERM (default true). */
   handleSignals?: boolean;
-  /** Called with any error an operation threw (e.g. for logging); the kernel gets -errnoOf(err). */
+  /**
+   * Called with any error an operation threw (e.g. for logging); the kernel
+   * gets -errnoOf(err).  path is a binary string (displayPath for humans).
+   */
   onOpError?: (op: string, path: string, err: unknown) => void;
 }
 
@@ -446,11 +516,15 @@ export class FuseMount extends EventEmitter {
           const names: string[] = [];
           const stats: RawStat[] = [];
           for (const e of entries) {
-            if (typeof e === 'string') names.push(e);
-            else {
-              names.push(e.name);
-              if (e.stat) stats.push(rawStat(e.stat));
+            const name = typeof e === 'string' ? e : e.name;
+            const bad = badName(name);
+            if (bad) {
+              // One unusable name must not hide the rest of the directory.
+              fail('readdir', p, new Ocfs2Error(`readdir ${displayPath(p)}: entry dropped: ${bad}`));
+              continue;
             }
+            names.push(name);
+            if (typeof e !== 'string' && e.stat) stats.push(rawStat(e.stat));
           }
           // fuse-native uses the stats only when there is one per name.
           cb(0, names, stats.length === names.length ? stats : []);
@@ -530,7 +604,16 @@ export class FuseMount extends EventEmitter {
     }
     if (ops.readlink) {
       const f = ops.readlink.bind(ops);
-      raw.readlink = (p, cb) => { const ctx = ctxOf(); run('readlink', p, () => f(p, ctx), cb); };
+      raw.readlink = (p, cb) => {
+        const ctx = ctxOf();
+        run('readlink', p, async () => {
+          const target = await f(p, ctx);
+          if (typeof target !== 'string' || !isBinaryString(target)) {
+            throw new Ocfs2Error(`readlink ${displayPath(p)}: target is not a binary (${PATH_ENCODING}) string`);
+          }
+          return target;
+        }, cb);
+      };
     }
     if (ops.symlink) {
       const f = ops.symlink.bind(ops);
@@ -572,7 +655,18 @@ export class FuseMount extends EventEmitter {
     }
     if (ops.listxattr) {
       const f = ops.listxattr.bind(ops);
-      raw.listxattr = (p, cb) => { const ctx = ctxOf(); run('listxattr', p, () => f(p, ctx), cb); };
+      raw.listxattr = (p, cb) => {
+        const ctx = ctxOf();
+        run('listxattr', p, async () => {
+          const list = await f(p, ctx);
+          for (const n of list) {
+            if (typeof n !== 'string' || n === '' || !isBinaryString(n) || n.includes('\0')) {
+              throw new Ocfs2Error(`listxattr ${displayPath(p)}: bad attribute name ${JSON.stringify(n)}`);
+            }
+          }
+          return list;
+        }, cb);
+      };
     }
     if (ops.removexattr) {
       const f = ops.removexattr.bind(ops);
@@ -580,6 +674,19 @@ export class FuseMount extends EventEmitter {
     }
     return raw;
   }
+}
+
+/** FUSE_NAME_MAX: the kernel refuses longer directory entry names. */
+const FUSE_NAME_MAX = 1024;
+
+/** Why a readdir name cannot be handed to the kernel, or '' if it can. */
+function badName(name: unknown): string {
+  if (typeof name !== 'string') return `not a string (${typeof name})`;
+  if (name === '') return 'empty name';
+  if (!isBinaryString(name)) return `not a binary (${PATH_ENCODING}) string: ${JSON.stringify(name)}`;
+  if (name.includes('/') || name.includes('\0')) return `name contains '/' or NUL: ${displayPath(name)}`;
+  if (name.length > FUSE_NAME_MAX) return `name longer than ${FUSE_NAME_MAX} bytes`;
+  return '';
 }
 
 function buildOptions(opts: MountOptions): string[] {

@@ -10,14 +10,14 @@ import { iterateDirectory, lookupName } from '../libocfs2/directory';
 import { readFile, readSymlink } from '../libocfs2/fileio';
 import { listXattrRefs, getXattr } from '../libocfs2/xattrs';
 import type { InodeBlock, Volume } from '../libocfs2/volume';
-import type { Operations, Stat, StatFs, RequestContext } from './binding';
+import { PATH_ENCODING, type Operations, type Stat, type StatFs, type RequestContext } from './binding';
 
 /**
- * How the binding hands names over.  Names are raw bytes on disk; the
- * binding decodes them as UTF-8, so names that are not UTF-8 cannot be
- * expressed and are skipped in readdir (and logged once).
+ * How the binding hands names over: names are raw bytes on disk and cross
+ * the binding as binary strings (one char per byte), so every name,
+ * UTF-8 or not, round-trips exactly.
  */
-const NAME_ENCODING: BufferEncoding = 'utf8';
+const NAME_ENCODING: BufferEncoding = PATH_ENCODING;
 
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0;
@@ -99,14 +99,7 @@ export class Ocfs2FuseOps implements Operations {
   async readdir(path: string): Promise<string[]> {
     const dir = await this.resolve(path);
     const names: string[] = [];
-    for await (const e of iterateDirectory(this.vol, dir)) {
-      const s = e.name.toString(NAME_ENCODING);
-      if (!Buffer.from(s, NAME_ENCODING).equals(e.name)) {
-        this.log(`${path}: skipping a name that is not valid ${NAME_ENCODING} (${e.name.toString('hex')})`);
-        continue;
-      }
-      names.push(s);
-    }
+    for await (const e of iterateDirectory(this.vol, dir)) names.push(e.name.toString(NAME_ENCODING));
     return names;
   }
 
