@@ -14,7 +14,12 @@ import {
   LocalHandshakeParams,
 } from '../src/cluster/net/wire';
 
-export const REPO = path.resolve(__dirname, '..');
+/** The repository root (this file runs from test/ or, built, from dist/test/). */
+export const REPO = ((): string => {
+  let d = path.resolve(__dirname, '..');
+  if (path.basename(d) === 'dist') d = path.dirname(d);
+  return d;
+})();
 
 export interface HNode { name: string; num: number; ip: string; port: number }
 
@@ -62,16 +67,15 @@ export function nodeArgsFor(script: string): string[] {
 }
 
 export function cliScript(): string {
-  const ts = path.join(REPO, 'src/cli/cluster-node.ts');
-  const js = path.join(REPO, 'dist/src/cli/cluster-node.js');
-  return __filename.endsWith('.ts') ? ts : js;
+  // next to this file's own tree: src/ for TypeScript, dist/src/ when built
+  return path.join(__dirname, '..', 'src', 'cli', __filename.endsWith('.ts') ? 'cluster-node.ts' : 'cluster-node.js');
 }
 
 export class NodeProc {
   readonly lines: string[] = [];
   readonly exited: Promise<number | null>;
   exitCode: number | null | undefined = undefined;
-  private waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  private waiters: { re: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
 
   constructor(readonly name: string, readonly proc: ChildProcess, readonly controlSocket: string) {
     let partial = '';
@@ -88,7 +92,14 @@ export class NodeProc {
     };
     proc.stdout?.on('data', onChunk);
     proc.stderr?.on('data', onChunk);
-    this.exited = new Promise((r) => proc.on('exit', (code) => { this.exitCode = code; r(code); }));
+    this.exited = new Promise((r) => proc.on('exit', (code) => {
+      this.exitCode = code;
+      r(code);
+      // nothing more will be logged: fail the waiters now
+      setImmediate(() => {
+        for (const w of this.waiters.splice(0)) w.reject(new Error(`${name}: exited (${String(code)}) before logging ${w.re}; log:\n${this.lines.slice(-30).join('\n')}`));
+      });
+    }));
   }
 
   /** Resolves with the first log line (past or future) matching re. */
@@ -97,7 +108,7 @@ export class NodeProc {
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${this.name}: timed out waiting for ${re} (exit ${String(this.exitCode)}); log:\n${this.lines.slice(-30).join('\n')}`)), timeoutMs);
-      this.waiters.push({ re, resolve: (l) => { clearTimeout(t); resolve(l); } });
+      this.waiters.push({ re, resolve: (l) => { clearTimeout(t); resolve(l); }, reject: (e) => { clearTimeout(t); reject(e); } });
     });
   }
 
