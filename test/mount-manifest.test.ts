@@ -101,10 +101,18 @@ for (const name of REFERENCE_IMAGES) {
         t.fail(`${row.path}: ${(e as Error).message}`);
       }
     }
-    // The usual tools, from separate processes.
-    const found = new Set(sh(`find ${m.mountpoint} -printf '/%P\\n'`).split('\n').filter((l) => l.length > 0)
-      .map((l) => (l === '/' ? '/' : l)));
-    const listed = rows.map((r) => pathBytes(r.path).toString('utf8'));
+    // The usual tools, from separate processes.  find's output is compared
+    // as bytes (names need not be UTF-8): NUL-separated, each path as a
+    // binary (latin1) string so distinct byte sequences stay distinct.
+    const findOut = execFileSync('timeout', ['300', 'find', m.mountpoint, '-printf', '/%P\\0'], { maxBuffer: 256 << 20 });
+    const found = new Set<string>();
+    for (let start = 0; start < findOut.length;) {
+      const end = findOut.indexOf(0, start);
+      if (end < 0) break;
+      found.add(findOut.subarray(start, end).toString('latin1'));
+      start = end + 1;
+    }
+    const listed = rows.map((r) => pathBytes(r.path).toString('latin1'));
     const missing = listed.filter((p) => !found.has(p));
     t.same(missing, [], 'find lists every manifest path');
     // The dirty-journal manifest lists only what must be visible after replay; the others list everything.
