@@ -97,6 +97,8 @@ async function serve(
   const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
   const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
   if (process.getuid?.() === 0) base.push('allow_other');
+  // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.
+  if (readOnly) base.push('kernel_cache');
   await fuse.mount(mountpoint, ops, {
     readOnly,
     debug: o.debug ?? false,
