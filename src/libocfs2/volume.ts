@@ -22,7 +22,7 @@ import { CHECK_OFFSET, verifyBlockCheck } from './blockcheck';
 import { uuidHash } from './dirhash';
 import { systemFileName, JOURNAL_SYSTEM_INODE } from './sysfiles';
 import { iterateDirectory } from './directory';
-import { recoverSlotJournal } from './journal';
+import { recoverSlotJournal, replayJournalToDisk } from './journal';
 
 /** An inode together with the block it was decoded from. */
 export interface InodeBlock {
@@ -58,8 +58,13 @@ export class Volume {
   readonly clusterBits: number;
   readonly uuidHash: number;
   private systemFiles = new Map<string, number>();
-  /** Slots whose journals were replayed in memory at open. */
+  /** Slots whose journals were replayed at open (in memory when read-only, to disk when read-write). */
   replayedSlots: number[] = [];
+  /**
+   * Read-write opens: slots whose journal dinode was dirty and was replayed to
+   * disk; their dirty flag is still set until the rest of their recovery is done.
+   */
+  recoveredSlots: number[] = [];
   private readonly verified = new WeakSet<Buffer>();
 
   private constructor(readonly dev: BlockDevice, readonly sb: Superblock, readonly sbBlock: Buffer) {
@@ -221,17 +226,24 @@ export class Volume {
       opts.warn?.(`the journal of ${names} needs recovery; showing the volume without it`);
       return;
     }
-    const merged = new Map<number, Buffer>();
-    for (const j of dirty) {
-      const res = await recoverSlotJournal(this, j.blkno);
-      for (const [b, data] of res.blocks) merged.set(b, data);
-      if (res.needed) this.replayedSlots.push(j.slot);
-    }
-    if (this.dev.readOnly) {
+    if (!this.dev.readOnly) {
+      // Read-write: replay each dirty journal to disk (the dirty flag stays set
+      // until the mount has finished that slot's recovery; see rwmount.ts).
+      for (const j of dirty) {
+        const out = await replayJournalToDisk(this, j.slot, j.blkno);
+        this.recoveredSlots.push(j.slot);
+        if (out.needed) this.replayedSlots.push(j.slot);
+      }
+      this.dev.invalidate();
+    } else {
+      const merged = new Map<number, Buffer>();
+      for (const j of dirty) {
+        const res = await recoverSlotJournal(this, j.blkno);
+        for (const [b, data] of res.blocks) merged.set(b, data);
+        if (res.needed) this.replayedSlots.push(j.slot);
+      }
       this.dev.setOverlay(merged);
       opts.warn?.(`the journal of ${names} needs recovery: replayed in memory (${merged.size} blocks); the device is not modified`);
-    } else {
-      throw new Ocfs2UnsupportedError(`the journal of ${names} needs recovery and read-write replay is not implemented yet`);
     }
     // Directory contents may have changed under the overlay.
     this.systemFiles.clear();

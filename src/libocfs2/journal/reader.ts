@@ -2,10 +2,10 @@
  * OCFS2 glue for JBD2 recovery: map a slot's journal inode to a JournalReader
  * and compute the replayed block contents.
  */
-import { inodeExtentList } from './structs/dinode';
-import { allLeafExtents } from './extentmap';
-import { journalReaderFromMapping, mapFromExtents, recoverJournal, type RecoveryResult, type JournalReader } from './jbd2';
-import type { Volume } from './volume';
+import { inodeExtentList } from '../structs/dinode';
+import { allLeafExtents } from '../extentmap';
+import { journalReaderFromMapping, mapFromExtents, recoverJournal, type RecoveryResult, type JournalReader } from '../jbd2';
+import type { Volume } from '../volume';
 
 /** A JournalReader over the journal file whose inode is at `journalBlkno`. */
 export async function journalReader(vol: Volume, journalBlkno: number): Promise<JournalReader> {
