@@ -14,6 +14,8 @@ import { Ocfs2Error } from '../libocfs2/errors';
 import { DEFAULT_CACHE_BYTES } from '../libocfs2/io';
 import { FuseMount } from '../fuse/binding';
 import { Ocfs2FuseOps } from '../fuse/ops';
+import { Ocfs2RwFuseOps } from '../fuse/rwops';
+import { Ocfs2Fs, openFsVolume } from '../libocfs2/fs';
 
 export interface MountCliOptions {
   options?: string[];
@@ -52,10 +54,8 @@ export function registerMountCommand(program: Command): void {
 
 export async function runMount(device: string, mountpoint: string, o: MountCliOptions): Promise<void> {
   const opts = splitOptions(o.options);
-  const readOnly = !opts.includes('rw');
-  if (!readOnly) {
-    throw new Ocfs2Error('read-write mounts are not supported yet: mount with -o ro');
-  }
+  // Read-write unless told otherwise; the last of ro/rw wins, as with mount(8).
+  const readOnly = opts.filter((x) => x === 'ro' || x === 'rw').pop() === 'ro';
   let st: fs.Stats;
   try { st = fs.statSync(mountpoint); } catch { throw new Ocfs2Error(`mount point ${mountpoint} does not exist`); }
   if (!st.isDirectory()) throw new Ocfs2Error(`mount point ${mountpoint} is not a directory`);
@@ -85,6 +85,10 @@ async function serve(
 ): Promise<void> {
   const warn = (m: string) => notify(`ocfs2-fuse: warning: ${m}`);
   const cacheBytes = o.cacheMb ? Math.max(1, Number(o.cacheMb)) * 1024 * 1024 : undefined;
+  if (!readOnly) {
+    await serveRw(device, mountpoint, o, opts, notify, readyFd, cacheBytes);
+    return;
+  }
   const vol = await Volume.open(device, { readOnly, cacheBytes, dirtyJournal: o.dirtyJournal ?? 'overlay', warn });
   if (!vol.localMount) {
     warn(`${device} is a cluster-mode volume (cluster "${vol.sb.clusterName}"): mounted read-only without cluster locks; `
@@ -116,6 +120,43 @@ async function serve(
   }
   await fuse.waitUnmounted();
   await vol.close();
+}
+
+/** The read-write mount: Ocfs2Fs over the volume opened for writing, Ocfs2RwFuseOps on top. */
+async function serveRw(
+  device: string, mountpoint: string, o: MountCliOptions, opts: string[],
+  notify: (line: string) => void, readyFd: number | undefined, cacheBytes: number | undefined,
+): Promise<void> {
+  const warn = (m: string) => notify(`ocfs2-fuse: warning: ${m}`);
+  const rv = await openFsVolume(device, { cacheBytes, warn });
+  const vol = rv.vol;
+  if (!vol.localMount) {
+    await rv.close();
+    throw new Ocfs2Error(`${device} is a cluster-mode volume (cluster "${vol.sb.clusterName}"): read-write mounts of cluster volumes are not supported yet; mount with -o ro`);
+  }
+  const fsops = new Ocfs2Fs(rv);
+  const ops = new Ocfs2RwFuseOps(fsops);
+  const fuse = new FuseMount();
+  const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
+  const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
+  if (process.getuid?.() === 0) base.push('allow_other');
+  await fuse.mount(mountpoint, ops, {
+    readOnly: false,
+    debug: o.debug ?? false,
+    options: [...base, ...libfuseOpts.filter((x) => !base.includes(x))],
+    onOpError: (op, p, err) => {
+      if (err instanceof Ocfs2Error && err.name !== 'PosixError') ops['log'](`${op} ${p}: ${err.message}`);
+      else if (!(err instanceof Ocfs2Error)) ops['log'](`${op} ${p}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    },
+  });
+  notify(`ocfs2-fuse: mounted ${device} on ${mountpoint} (read-write, ${vol.blockSize}-byte blocks, ${vol.clusterSize}-byte clusters)`);
+  if (readyFd !== undefined) {
+    notify('ready');
+    try { fs.closeSync(readyFd); } catch { /* already closed */ }
+  }
+  await fuse.waitUnmounted();
+  await fsops.flush();
+  await rv.close();
 }
 
 /**
