@@ -798,8 +798,9 @@ async function pass4b(ctx: CheckContext): Promise<void> {
   }
   for (const info of ctx.inodes.values()) {
     if (info.orphan) continue;
-    if (info.refs === info.nlink || info.refs === 0) continue;
-    const fix = ctx.report('4b', 'INODE_COUNT', info.blkno, `Inode ${info.blkno} has a link count of ${info.nlink} on disk but directory entry references come to ${info.refs}`, true);
+    if (info.refs === info.nlink) continue;
+    // An inode nothing names keeps its count (a failed reconnect must not zero it).
+    const fix = ctx.report('4b', 'INODE_COUNT', info.blkno, `Inode ${info.blkno} has a link count of ${info.nlink} on disk but directory entry references come to ${info.refs}`, info.refs > 0);
     if (!fix) continue;
     const buf = Buffer.from(await ctx.vol.dev.readBlock(info.blkno));
     const h = DinodeHeader.decode(buf, 0);
