@@ -10,8 +10,11 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerMountCommand } from './mount';
+import { registerCheckCommand } from './check';
+import { registerInspectCommand } from './inspect';
 import { registerClusterConfigCommands } from './cluster';
 import { registerClusterNodeCommands } from './cluster-node';
+import { registerMkfsCommand } from './mkfs';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +25,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerMountCommand(program);
+  registerCheckCommand(program);
+  registerInspectCommand(program);
+  registerMkfsCommand(program);
   const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
   registerClusterConfigCommands(cluster);
   registerClusterNodeCommands(cluster);
