@@ -128,12 +128,9 @@ async function serveRw(
   notify: (line: string) => void, readyFd: number | undefined, cacheBytes: number | undefined,
 ): Promise<void> {
   const warn = (m: string) => notify(`ocfs2-fuse: warning: ${m}`);
-  const rv = await openFsVolume(device, { cacheBytes, warn });
+  // openReadWrite refuses a cluster-mode volume that another live node is heartbeating on.
+  const rv = await openFsVolume(device, { cacheBytes, warn, stopgap: process.env.OCFS2_FUSE_STOPGAP === '1' });
   const vol = rv.vol;
-  if (!vol.localMount) {
-    await rv.close();
-    throw new Ocfs2Error(`${device} is a cluster-mode volume (cluster "${vol.sb.clusterName}"): read-write mounts of cluster volumes are not supported yet; mount with -o ro`);
-  }
   const fsops = new Ocfs2Fs(rv);
   const ops = new Ocfs2RwFuseOps(fsops);
   const fuse = new FuseMount();

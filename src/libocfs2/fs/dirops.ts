@@ -25,6 +25,7 @@ import type { Transaction } from '../txn';
 import type { Volume } from '../volume';
 import { loadInode, storeInode } from './inode';
 import type { RwVolumeLike } from './types';
+import { createInlineDxRoot, dxHasRoom, dxInsert, dxRemove } from './dxops';
 
 /** Where a directory entry lives. */
 export interface EntryLoc {
@@ -35,6 +36,7 @@ export interface EntryLoc {
   /** Byte offset of the entry in that block. */
   offset: number;
   inline: boolean;
+  name: Buffer;
 }
 
 function isInline(h: DinodeHeaderT): boolean { return (h.i_dyn_features & OCFS2_INLINE_DATA_FL) !== 0; }
@@ -93,13 +95,13 @@ export class DirOps {
     const h = DinodeHeader.decode(buf, 0);
     if (isInline(h)) {
       const e = findDirEntry(buf, inlineArea(buf, dirBlkno, h), name);
-      return e && { inode: e.inode, fileType: e.fileType, blkno: dirBlkno, offset: e.offset, inline: true };
+      return e && { inode: e.inode, fileType: e.fileType, blkno: dirBlkno, offset: e.offset, inline: true, name: e.name };
     }
     const trailer = trailerOf(this.vol, h);
     for (const b of await this.blockList(dirBlkno, h, buf)) {
       const db = await this.readBlock(b, trailer);
       const e = findDirEntry(db, dirBlockArea(b, this.vol.blockSize, trailer), name);
-      if (e) return { inode: e.inode, fileType: e.fileType, blkno: b, offset: e.offset, inline: false };
+      if (e) return { inode: e.inode, fileType: e.fileType, blkno: b, offset: e.offset, inline: false, name: e.name };
     }
     return undefined;
   }
@@ -129,7 +131,6 @@ export class DirOps {
   async add(tx: Transaction, dirBlkno: number, e: NewDirEntry): Promise<void> {
     const vol = this.vol;
     let { buf, h } = await loadInode(vol, dirBlkno);
-    if (isIndexed(h)) throw new PosixError('EOPNOTSUPP', 'adding to an indexed directory is not supported yet');
     if (isInline(h)) {
       if (insertDirEntry(buf, inlineArea(buf, dirBlkno, h), e) !== undefined) {
         storeInode(tx, dirBlkno, buf, h);
@@ -139,6 +140,10 @@ export class DirOps {
       ({ buf, h } = await loadInode(vol, dirBlkno));
     }
     const trailer = trailerOf(vol, h);
+    const dx = isIndexed(h) ? h.i_dx_root : 0;
+    if (dx && !(await dxHasRoom(vol, dx, dirBlkno, e.name))) {
+      throw new PosixError('ENOSPC', 'directory index full (dx root/leaf splits are not implemented)');
+    }
     const blocks = await this.blockList(dirBlkno, h, buf);
     const start = Math.min(this.hint.get(dirBlkno) ?? 0, blocks.length - 1);
     const order = [...blocks.keys()].slice(start).concat([...blocks.keys()].slice(0, start));
@@ -148,6 +153,7 @@ export class DirOps {
       if (insertDirEntry(db, dirBlockArea(b, vol.blockSize, trailer), e) !== undefined) {
         this.writeBlock(tx, b, db, trailer);
         this.hint.set(dirBlkno, i);
+        if (dx) await dxInsert(vol, tx, dx, dirBlkno, e.name, b);
         return;
       }
     }
@@ -158,13 +164,13 @@ export class DirOps {
     }
     this.writeBlock(tx, nb, db, trailer);
     this.hint.set(dirBlkno, blocks.length);
+    if (dx) await dxInsert(vol, tx, dx, dirBlkno, e.name, nb);
   }
 
   /** Remove the entry at `loc`. */
   async remove(tx: Transaction, dirBlkno: number, loc: EntryLoc): Promise<void> {
     const vol = this.vol;
     const { buf, h } = await loadInode(vol, dirBlkno);
-    if (isIndexed(h)) throw new PosixError('EOPNOTSUPP', 'removing from an indexed directory is not supported yet');
     if (loc.inline) {
       removeDirEntry(buf, inlineArea(buf, dirBlkno, h), loc.offset);
       storeInode(tx, dirBlkno, buf, h);
@@ -174,6 +180,7 @@ export class DirOps {
     const db = Buffer.from(await this.readBlock(loc.blkno, trailer));
     removeDirEntry(db, dirBlockArea(loc.blkno, vol.blockSize, trailer), loc.offset);
     this.writeBlock(tx, loc.blkno, db, trailer);
+    if (isIndexed(h) && h.i_dx_root) await dxRemove(vol, tx, h.i_dx_root, dirBlkno, loc.name, loc.blkno);
   }
 
   /** Point the entry at `loc` to another inode (rename over an existing name). */
@@ -215,7 +222,9 @@ export class DirOps {
     const entries = [...iterateDirEntries(buf, area)];
     const run = await this.rv.alloc.claimClusters(tx, 1, 1);
     const blk = run.start * vol.clusterBlocks;
-    const trailer = dirHasTrailer({ inlineData: false, metaEcc: vol.metaEcc, indexedDir: false });
+    // On indexed-dirs volumes the new block directory is indexed at once (fsck wants an index).
+    const indexed = vol.indexedDirs;
+    const trailer = dirHasTrailer({ inlineData: false, metaEcc: vol.metaEcc, indexedDir: indexed });
     const db = Buffer.alloc(vol.blockSize);
     const areaEnd = trailer ? dirTrailerOffset(vol.blockSize) : vol.blockSize;
     buf.copy(db, 0, area.start!, area.start! + area.size!);
@@ -235,6 +244,11 @@ export class DirOps {
     await this.rv.extentTree(dirBlkno).insert(tx, { cpos: 0, clusters: 1, blkno: blk, flags: 0 });
     const after = await loadInode(vol, dirBlkno);
     after.h.i_clusters = 1;
+    if (indexed) {
+      const names = entries.filter((d) => d.inode !== 0 && d.nameLen > 0).map((d) => d.name);
+      after.h.i_dx_root = await createInlineDxRoot(vol, this.rv.alloc, tx, dirBlkno, blk, names);
+      after.h.i_dyn_features |= OCFS2_INDEXED_DIR_FL;
+    }
     storeInode(tx, dirBlkno, after.buf, after.h);
     void OCFS2_DIR_MEMBER_LEN;
   }

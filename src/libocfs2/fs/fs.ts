@@ -14,13 +14,15 @@ import {
 } from '../constants';
 import { CHECK_OFFSET } from '../blockcheck';
 import {
-  DinodeHeader, DINODE_ID2_OFFSET, INLINE_DATA_OFFSET, maxInlineData, writeInlineDataHeader, writeInodeExtentList,
+  DinodeHeader, DINODE_ID1_OFFSET, DINODE_ID2_OFFSET, INLINE_DATA_OFFSET, maxInlineData, writeInlineDataHeader, writeInodeExtentList,
   extentRecsPerInode, fastSymlinkChars, setLinksCount, writeRdev, type DinodeHeaderT,
 } from '../structs/dinode';
 import { emptyExtentList } from '../structs/extent';
-import { initDotEntries, fileTypeOfMode } from '../structs/dir';
+import { initDotEntries, fileTypeOfMode, dirHasTrailer, dirBlockArea, initDirTrailer, largestDirHole } from '../structs/dir';
 import { systemFileName, ORPHAN_DIR_SYSTEM_INODE } from '../sysfiles';
 import { readFile } from '../fileio';
+import { decodeDxRoot, DX_ROOT_CHECK_OFFSET } from '../structs/dxdir';
+import { allLeafExtents } from '../extentmap';
 import type { Transaction } from '../txn';
 import type { Volume } from '../volume';
 import { DirOps, type EntryLoc } from './dirops';
@@ -116,7 +118,11 @@ export class Ocfs2Fs {
     setLinksCount(h, isDirMode(mode) ? 2 : 1);
     DinodeHeader.encode(h, buf, 0);
     const type = mode & S_IFMT;
-    if (type === S_IFCHR || type === S_IFBLK) writeRdev(buf, BigInt(rdev >>> 0));
+    if (type === S_IFCHR || type === S_IFBLK) {
+      // id1 is part of the header struct: set it there so storeInode keeps it.
+      writeRdev(buf, BigInt(rdev >>> 0));
+      h.id1 = Buffer.from(buf.subarray(DINODE_ID1_OFFSET, DINODE_ID1_OFFSET + 8));
+    }
     if (isDirMode(mode) && vol.inlineData) {
       h.i_dyn_features |= OCFS2_INLINE_DATA_FL;
       writeInlineDataHeader(buf, maxInlineData(vol.blockSize, 0));
@@ -173,7 +179,6 @@ export class Ocfs2Fs {
         const run = await this.rv.alloc.claimClusters(tx, 1, 1);
         const pblk = run.start * this.vol.clusterBlocks;
         const db = Buffer.alloc(this.vol.blockSize);
-        const { dirHasTrailer, dirBlockArea, initDirTrailer, largestDirHole } = await import('../structs/dir');
         const trailer = dirHasTrailer({ inlineData: false, metaEcc: this.vol.metaEcc, indexedDir: false });
         initDotEntries(db, dirBlockArea(pblk, this.vol.blockSize, trailer), ni.blkno, dir);
         if (trailer) initDirTrailer(db, this.vol.blockSize, { blkno: pblk, parentDinode: ni.blkno, freeRecLen: largestDirHole(db, dirBlockArea(pblk, this.vol.blockSize, true)) });
@@ -295,6 +300,7 @@ export class Ocfs2Fs {
   private async deleteInode(tx: Transaction, ino: number): Promise<void> {
     await this.data.freeAll(tx, ino);
     await this.xattrs.freeAll(tx, ino);
+    await this.freeDxIndex(tx, ino);
     const t = nowTs();
     const h = await patchInode(this.vol, tx, ino, (h) => {
       h.i_dtime = t.sec;
@@ -303,6 +309,24 @@ export class Ocfs2Fs {
     await this.rv.alloc.freeInode(tx, {
       blkno: ino, suballocSlot: h.i_suballoc_slot, suballocBit: h.i_suballoc_bit, suballocLoc: h.i_suballoc_loc,
     });
+  }
+
+  /** An indexed directory's dx root (and leaf clusters) go with it. */
+  private async freeDxIndex(tx: Transaction, ino: number): Promise<void> {
+    const h = await this.header(ino);
+    if (!(h.i_dyn_features & OCFS2_INDEXED_DIR_FL) || !h.i_dx_root) return;
+    const rbuf = await this.vol.readMetaBlock(h.i_dx_root, DX_ROOT_CHECK_OFFSET);
+    const root = decodeDxRoot(rbuf, h.i_dx_root);
+    if (!root.inline) {
+      for (const e of await allLeafExtents(this.vol, root.list!, h.i_dx_root)) {
+        await this.rv.alloc.freeClusters(tx, { start: e.blkno / this.vol.clusterBlocks, count: e.clusters });
+      }
+    }
+    await this.rv.alloc.freeMetaBlock(tx, {
+      blkno: h.i_dx_root, suballocSlot: root.header.dr_suballoc_slot, suballocBit: root.header.dr_suballoc_bit,
+      suballocLoc: root.header.dr_suballoc_loc,
+    });
+    await patchInode(this.vol, tx, ino, (h) => { h.i_dx_root = 0; h.i_dyn_features &= ~OCFS2_INDEXED_DIR_FL; });
   }
 
   /**

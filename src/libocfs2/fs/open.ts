@@ -1,18 +1,41 @@
 /**
- * Open a volume for the filesystem operations.  Until the journaled
- * read-write mount (rwmount.ts) and the real allocators are wired in, this
- * writes in place (DirectTransactionManager) with the stopgap allocator.
+ * Open a volume for the filesystem operations: the journaled read-write
+ * mount (rwmount.ts: slot, JBD2 journal, Allocators) with helper-11's
+ * ExtentTree, or — `stopgap: true`, for tests of the operations alone — in
+ * place writes with the stopgap allocator of stopgap.ts.
  */
 import { Volume } from '../volume';
 import { DirectTransactionManager } from '../txn';
+import { openReadWrite, type RwVolume } from '../rwmount';
+import { ExtentTree } from '../extenttree';
 import { StopgapAllocators, StopgapExtentTree } from './stopgap';
 import type { RwVolumeLike } from './types';
 
 export interface FsVolume extends RwVolumeLike {
   close(): Promise<void>;
+  /** The underlying read-write mount (absent with the stopgap). */
+  rw?: RwVolume;
 }
 
-export async function openFsVolume(devPath: string, opts: { cacheBytes?: number; slot?: number; warn?: (m: string) => void } = {}): Promise<FsVolume> {
+export interface OpenFsOptions {
+  cacheBytes?: number;
+  slot?: number;
+  /** Journal metadata (default true; rwmount only). */
+  journal?: boolean;
+  stopgap?: boolean;
+  warn?: (m: string) => void;
+}
+
+export async function openFsVolume(devPath: string, opts: OpenFsOptions = {}): Promise<FsVolume> {
+  if (!opts.stopgap) {
+    const rw = await openReadWrite(devPath, { cacheBytes: opts.cacheBytes, slot: opts.slot, journal: opts.journal, warn: opts.warn });
+    const { vol, alloc } = rw;
+    return {
+      vol, slot: rw.slot, tm: rw.tm, alloc, rw,
+      extentTree: (ino) => ExtentTree.forInode(vol, alloc, ino),
+      close: () => rw.close(),
+    };
+  }
   const vol = await Volume.open(devPath, { readOnly: false, cacheBytes: opts.cacheBytes, warn: opts.warn });
   const slot = opts.slot ?? 0;
   const tm = new DirectTransactionManager(vol);
