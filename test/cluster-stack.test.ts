@@ -13,8 +13,8 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
 import { crc32_le } from '../src/libocfs2/crc32';
-import { TEST_MSG_TYPE, TEST_MSG_KEY, StackStatus } from '../src/cluster/stack';
-import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO } from './o2net-harness';
+import { TEST_MSG_TYPE, TEST_MSG_KEY, StackStatus, FENCE_EXIT_CODE } from '../src/cluster/stack';
+import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO, until } from './o2net-harness';
 
 const INTERVAL = 300; // heartbeat period for the test (the kernel's is 2000)
 const V: O2cbVals = { threshold: 6, idle: 3000, keepalive: 1000, reconnect: 500 };
@@ -136,5 +136,31 @@ t.test('three node stacks on one shared image', async (t) => {
     await new Promise((r) => setTimeout(r, (V.threshold + 3) * INTERVAL));
     t.equal(p0.count(/fencing/), 0, 'node0 made no quorum decision and did not fence');
     t.equal(p0.exitCode, undefined);
+  });
+
+  await t.test('restart with a new generation; blocked heartbeat writes fence the node and its joiner', async (t) => {
+    const genRe = /o2hb: Node 1 \(node1\) is up, generation ([0-9a-f]+)/;
+    const firstGen = genRe.exec(p0.lines.find((l) => genRe.test(l))!)![1];
+    const again = spawnNode({ dir, node: 'node1', staticHeartbeat: false, extra: hbArgs(1) });
+    procs.push(again);
+    await again.ready();
+    await until(() => p0.count(genRe) >= 2, 60000, 'node0 sees node1 up again');
+    const gens = p0.lines.filter((l) => genRe.test(l)).map((l) => genRe.exec(l)![1]);
+    t.not(gens[1], firstGen, `new generation ${gens[1]} (was ${firstGen})`);
+    await again.waitFor(/o2net: Connected to node node0/, 60000);
+    const joiner = spawnNode({ dir, node: 'node1', staticHeartbeat: false, extra: hbArgs(1) });
+    procs.push(joiner);
+    await joiner.waitFor(/joined the running stack/, 60000);
+    const t0 = Date.now();
+    t.equal((await again.request({ op: 'hb-fault', mode: 'block-writes' })).ok, true);
+    t.equal(await Promise.race([again.exited, new Promise((r) => setTimeout(() => r('timeout'), 30000))]), FENCE_EXIT_CODE, 'node1 fenced itself');
+    const dt = Date.now() - t0;
+    const writeTimeout = (V.threshold - 1) * INTERVAL;
+    t.ok(dt >= writeTimeout - INTERVAL && dt < writeTimeout + 5000, `within the write timeout (${writeTimeout} ms): ${dt} ms`);
+    await again.waitFor(/ocfs2-fuse is fencing this node \(node1, num 1\)/);
+    t.equal(await joiner.exited, FENCE_EXIT_CODE, 'the joined invocation learns of the fence');
+    await joiner.waitFor(/the node fenced itself/);
+    await until(() => p0.count(/o2hb: Node 1 \(node1\) is down/) >= 2, 30000, 'node0 sees node1 down again');
+    t.equal(p0.exitCode, undefined, 'node0 unaffected');
   });
 });

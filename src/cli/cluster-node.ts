@@ -107,11 +107,15 @@ async function runNode(o: NodeOpts): Promise<number> {
   const res = await joinOrStart(stackOptions(o), o.device);
   if (res.kind === 'joined') {
     process.stderr.write(`o2cb: joined the running stack of this node (pid ${res.pid})${o.device.length ? ` with ${o.device.join(', ')}` : ''}\n`);
+    let fenced = false;
+    res.client.on('event', (ev: { event: string; reason?: string }) => {
+      if (ev.event === 'fence') { fenced = true; process.stderr.write(`o2cb: the node fenced itself: ${ev.reason ?? ''}\n`); }
+    });
     const ended = res.client.closedPromise().then(() => 'stack' as const);
     const why = await Promise.race([waitForSignal(), ended]);
     if (why === 'stack') {
       process.stderr.write('o2cb: the node stack went away\n');
-      return 1;
+      return fenced ? FENCE_EXIT_CODE : 1;
     }
     try { await res.client.request({ op: 'leave', devices: o.device }); } catch { /* it stopped meanwhile */ }
     res.client.close();

@@ -122,6 +122,12 @@ export class ControlServer {
     });
   }
 
+  /** An unsolicited event line to every connected client (e.g. fence). */
+  broadcast(ev: Record<string, unknown> & { event: string }): void {
+    const line = `${JSON.stringify(ev)}\n`;
+    for (const s of this.socks) if (!s.destroyed) s.write(line);
+  }
+
   async close(): Promise<void> {
     const srv = this.server;
     this.server = null;
@@ -131,13 +137,18 @@ export class ControlServer {
   }
 }
 
-/** A client of a running node stack. */
-export class StackClient {
+/**
+ * A client of a running node stack.  Replies come back in request order;
+ * lines with an `event` field are events ('fence': the node fenced itself,
+ * so a joined mount must fail its I/O with EIO) and are emitted as 'event'.
+ */
+export class StackClient extends EventEmitter {
   private buf = '';
   private readonly waiting: { resolve: (r: ControlReply) => void; reject: (e: Error) => void }[] = [];
   private closed = false;
 
   private constructor(private readonly sock: net.Socket) {
+    super();
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       this.buf += d;
@@ -145,9 +156,10 @@ export class StackClient {
       while ((nl = this.buf.indexOf('\n')) >= 0) {
         const line = this.buf.slice(0, nl);
         this.buf = this.buf.slice(nl + 1);
-        const w = this.waiting.shift();
-        if (!w) continue;
-        try { w.resolve(JSON.parse(line) as ControlReply); } catch (e) { w.reject(e as Error); }
+        let msg: ControlReply & { event?: string };
+        try { msg = JSON.parse(line) as ControlReply & { event?: string }; } catch (e) { this.waiting.shift()?.reject(e as Error); continue; }
+        if (typeof msg.event === 'string') { this.emit('event', msg); continue; }
+        this.waiting.shift()?.resolve(msg);
       }
     });
     const fail = (): void => {
@@ -216,7 +228,7 @@ export interface NodeHeartbeat extends EventEmitter {
   fence(reason: string): void;
   isNodeLive(n: number): boolean;
   liveNodes(): Set<number>;
-  regions(): { name: string; device: string; liveNodes(): Set<number> }[];
+  regions(): { name: string; device: string; liveNodes(): Set<number>; setFault?(f: 'none' | 'block-writes' | 'fail-writes' | 'block-reads'): void }[];
 }
 
 export type HeartbeatFactory = (nm: NodeManager) => NodeHeartbeat;
@@ -433,6 +445,7 @@ export class ClusterStack extends EventEmitter {
     this.log(`*** ocfs2-fuse is fencing this node (${this.nm.localNode.name}, num ${this.nm.localNode.num}): ${reason} ***`);
     // o2hb_stop_all_regions: unclean, no final block; peers see us die by timeout
     try { this.hb.fence(reason); } catch { /* already fenced */ }
+    this.control?.broadcast({ event: 'fence', reason, node: this.nm.localNode.num });
     this.emit('fence', reason);
     if (this.opts.fence) {
       this.opts.fence(reason);
@@ -549,6 +562,15 @@ export class ClusterStack extends EventEmitter {
         this.net.setCut(nodes, req.restore !== true);
         this.log(`o2net: fault hook: network to node(s) ${nodes.join(',')} ${req.restore === true ? 'restored' : 'cut'}`);
         return { ok: true };
+      }
+      case 'hb-fault': {
+        // test hook: hold or fail this node's heartbeat I/O (o2hb's fault injection)
+        const mode = String(req.mode);
+        if (mode !== 'none' && mode !== 'block-writes' && mode !== 'fail-writes' && mode !== 'block-reads') return { ok: false, error: `bad fault mode '${mode}'` };
+        const regs = this.hb.regions();
+        for (const r of regs) r.setFault?.(mode);
+        this.log(`o2hb: fault hook: ${mode} on ${regs.length} region(s)`);
+        return { ok: true, regions: regs.length };
       }
       case 'hb': {
         if (!(this.hb instanceof StaticHeartbeat)) return { ok: false, error: 'hb op needs --static-heartbeat' };
