@@ -171,7 +171,6 @@ export class XattrOps {
       if (hasBlock) {
         await this.freeBlock(tx, h.i_xattr_loc);
         h.i_xattr_loc = 0;
-        h.i_dyn_features &= ~OCFS2_HAS_XATTR_FL;
       }
     } else {
       let xblk = h.i_xattr_loc;
@@ -193,8 +192,10 @@ export class XattrOps {
       }
       tx.writeMeta(xblk, xb, XATTR_BLOCK_CHECK_OFFSET);
       h.i_xattr_loc = xblk;
-      h.i_dyn_features |= OCFS2_HAS_XATTR_FL;
     }
+    // HAS_XATTR_FL means "has attributes" (inline or in a block); fsck walks them only with it.
+    if (stores.length > 0) h.i_dyn_features |= OCFS2_HAS_XATTR_FL;
+    else if (!h.i_xattr_loc) h.i_dyn_features &= ~OCFS2_HAS_XATTR_FL;
     storeInode(tx, ino, buf, h);
   }
 
