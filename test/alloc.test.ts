@@ -30,6 +30,7 @@ async function withVolume<T>(img: string, fn: (v: { vol: Volume; alloc: Allocato
 
 t.test('local alloc window size follows ocfs2_la_default_mb', async (t) => {
   const dir = tmp('alloc-la-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   for (const g of [{ bs: 512, cs: 4096, mb: 64, want: 2048 }, { bs: 4096, cs: 4096, mb: 256, want: (106 << 8) }, { bs: 4096, cs: 4096, mb: 64, want: 32 << 8 }]) {
     const img = mkfs(dir, { bs: g.bs, cs: g.cs, mb: g.mb, slots: 2 });
     const vol = await Volume.open(img, { readOnly: true });
@@ -41,6 +42,7 @@ t.test('local alloc window size follows ocfs2_la_default_mb', async (t) => {
 
 t.test('claim and free clusters against a model; fsck clean', async (t) => {
   const dir = tmp('alloc-model-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const img = mkfs(dir, { bs: 512, cs: 4096, mb: 96, features: FEATURES });
   const rand = rng(7);
   await withVolume(img, async ({ vol, alloc, tm }) => {
