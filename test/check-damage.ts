@@ -191,18 +191,15 @@ export async function damageBrokenChain(img: string, chain = 1): Promise<string>
   });
 }
 
-/** Flip two bytes of a directory block of `dir` without updating its block check (metaecc volumes). */
+/** Flip two bits of a reserved field of a directory inode without updating its block check (metaecc volumes). */
 export async function damageBadCheck(img: string, dir = '/d3000'): Promise<string> {
   return withVol(img, async (vol) => {
     const { bs } = geo(vol);
     const d = await resolve(vol, dir);
-    const blk = await dirBlockPhys(vol, d, 1);
-    const buf = readBlock(img, bs, blk);
-    // Somewhere in a name (entries start at 0; names at +12): change two characters.
-    const at = 12 + 4;
-    buf[at] = buf[at]! ^ 0x01;
-    buf[at + 40] = buf[at + 40]! ^ 0x01;
-    writeBlock(img, bs, blk, buf, null, false);
-    return `directory block ${blk} of ${dir} changed without its check`;
+    const buf = readBlock(img, bs, d.inode.blkno);
+    const at = DinodeHeader.offsetOf('i_reserved2') + 3;
+    buf[at] = buf[at]! ^ 0x22;
+    writeBlock(img, bs, d.inode.blkno, buf, null, false);
+    return `directory inode ${d.inode.blkno} (${dir}) changed without its check`;
   });
 }

@@ -572,8 +572,8 @@ async function pass2(ctx: CheckContext): Promise<void> {
   const orphanDirs = orphanDirBlknos(ctx);
   const indexedFeature = vol.indexedDirs;
   for (const d of [...ctx.inodes.values()].filter((i) => i.isDir)) {
-    const { buf: ibuf } = await vol.readInode(d.blkno).catch(() => ({ buf: null as Buffer | null }));
-    if (!ibuf) continue;
+    // Raw read: a directory whose inode has a bad block check (reported in pass 1) is still walked.
+    const ibuf = await vol.dev.readBlock(d.blkno);
     const indexed = (d.dynFeatures & OCFS2_INDEXED_DIR_FL) !== 0;
     if (indexedFeature && !d.inline && !indexed && !d.system) {
       ctx.report('2', 'DX_TREE_MISSING', d.blkno, `Directory ${d.blkno} is missing index`, false);
@@ -673,7 +673,7 @@ async function lostAndFound(ctx: CheckContext): Promise<InodeInfo | undefined> {
 async function reconnect(ctx: CheckContext, lf: InodeInfo, child: InodeInfo): Promise<boolean> {
   const vol = ctx.vol;
   if (lf.dynFeatures & OCFS2_INDEXED_DIR_FL) return false;
-  const { buf: ibuf } = await vol.readInode(lf.blkno);
+  const ibuf = await vol.dev.readBlock(lf.blkno);
   for (const ref of dirBlockRefs(ctx, lf, ibuf)) {
     const buf = Buffer.from(await vol.dev.readBlock(ref.blkno));
     const at = insertDirEntry(buf, ref.area, { inode: child.blkno, fileType: fileTypeOfMode(child.mode), name: Buffer.from(`#${child.blkno}`) });
@@ -692,7 +692,7 @@ async function reconnect(ctx: CheckContext, lf: InodeInfo, child: InodeInfo): Pr
 
 async function setDotDot(ctx: CheckContext, d: InodeInfo, parent: number): Promise<void> {
   const vol = ctx.vol;
-  const { buf: ibuf } = await vol.readInode(d.blkno);
+  const ibuf = await vol.dev.readBlock(d.blkno);
   for (const ref of dirBlockRefs(ctx, d, ibuf)) {
     const buf = Buffer.from(await vol.dev.readBlock(ref.blkno));
     for (const e of iterateDirEntries(buf, ref.area)) {
@@ -749,7 +749,7 @@ async function pass4a(ctx: CheckContext): Promise<void> {
   for (const od of orphanDirBlknos(ctx)) {
     const d = ctx.inodes.get(od);
     if (!d) { ctx.report('4a', 'ORPHAN_DIR_MISSING', od, `Orphan directory ${od} is not a valid inode`, false); continue; }
-    const { buf: ibuf } = await vol.readInode(od);
+    const ibuf = await vol.dev.readBlock(od);
     for (const ref of dirBlockRefs(ctx, d, ibuf)) {
       const buf = Buffer.from(await vol.dev.readBlock(ref.blkno));
       let changed = false;
