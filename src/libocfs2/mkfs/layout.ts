@@ -867,7 +867,8 @@ export function computeLayout(p: LayoutParams): Layout {
     ciCluster.write(p.clusterName ?? '', 0, 16, 'latin1');
     ciFlags = p.globalHeartbeat ? OCFS2_CLUSTER_O2CB_GLOBAL_HEARTBEAT : 0;
   }
-  if (backups.length) compat |= OCFS2_FEATURE_COMPAT_BACKUP_SB;
+  // format_backup_super sets the flag even when no backup fits the volume.
+  if (g.backupSuper) compat |= OCFS2_FEATURE_COMPAT_BACKUP_SB;
   const label = Buffer.alloc(64);
   label.write(p.label, 0, 63, 'utf8');
   const sbFields = {
