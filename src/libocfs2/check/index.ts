@@ -287,8 +287,8 @@ async function checkExpectedGlobalGroups(ctx: CheckContext, global: AllocatorInf
     global.dirty = true;
     const bitmap = Buffer.from(buf.subarray(64, 64 + bgSize));
     bitmap[0] = bitmap[0]! | 1;
+    // Its descriptor cluster is claimed with the other groups' after pass 0.
     global.groups.push({ blkno, chain, bits, free: 0, bitmap, list: null, dirty: true, buf });
-    ctx.claim(Math.floor(blkno / vol.clusterBlocks), 1);
   }
 }
 
