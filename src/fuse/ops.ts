@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { PosixError, Ocfs2Error } from '../libocfs2/errors';
 import { readId1Bitmap, decodeRdev } from '../libocfs2/structs/dinode';
 import { iterateDirectory, lookupName } from '../libocfs2/directory';
-import { readFile, readSymlink } from '../libocfs2/fileio';
+import { readFileInto, readSymlink } from '../libocfs2/fileio';
 import { listXattrRefs, getXattr } from '../libocfs2/xattrs';
 import type { InodeBlock, Volume } from '../libocfs2/volume';
 import { PATH_ENCODING, type Operations, type Stat, type StatFs, type RequestContext } from './binding';
@@ -119,9 +119,7 @@ export class Ocfs2FuseOps implements Operations {
   async read(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     const blkno = this.handles.get(fh);
     const f = blkno !== undefined ? await this.vol.readInode(blkno) : await this.resolve(path);
-    const data = await readFile(this.vol, f, position, length);
-    data.copy(buf, 0);
-    return data.length;
+    return readFileInto(this.vol, f, position, length, buf);
   }
 
   async readlink(path: string): Promise<string> {

@@ -96,42 +96,46 @@ export const EXT_UNWRITTEN = 0x1;
 
 /**
  * Read `length` bytes at byte `offset` of the data mapped by an extent tree
- * (a file, a slow symlink, a directory, an xattr value).  Holes and unwritten
- * extents read as zeros.  The caller clamps to the object's size.
+ * (a file, a slow symlink, a directory, an xattr value) into `out` at
+ * `outOff`.  Holes and unwritten extents read as zeros (filled in place, no
+ * allocation).  The caller clamps to the object's size.
  */
-export async function readMapped(
-  vol: Volume, root: ExtentList, ownerBlkno: number, offset: number, length: number,
-): Promise<Buffer> {
-  const out = Buffer.alloc(length);
+export async function readMappedInto(
+  vol: Volume, root: ExtentList, ownerBlkno: number, offset: number, length: number, out: Buffer, outOff = 0,
+): Promise<void> {
   const cs = vol.clusterSize;
-  const bs = vol.blockSize;
   let pos = offset;
   const end = offset + length;
   while (pos < end) {
     const cpos = Math.floor(pos / cs);
     const { extent, next } = await lookupExtent(vol, root, ownerBlkno, cpos);
     if (!extent) {
-      // Hole up to the next extent (or to the end).
-      pos = next ? Math.max(pos + 1, Math.min(end, next.cpos * cs)) : end;
+      // A hole up to the next extent (or to the end).
+      const holeEnd = next ? Math.max(pos + 1, Math.min(end, next.cpos * cs)) : end;
+      out.fill(0, outOff + (pos - offset), outOff + (holeEnd - offset));
+      pos = holeEnd;
       continue;
     }
     const extEnd = Math.min(end, (extent.cpos + extent.clusters) * cs);
-    if (!(extent.flags & EXT_UNWRITTEN)) {
-      const relStart = pos - extent.cpos * cs;
-      const firstBlk = Math.floor(relStart / bs);
-      const lastBlk = Math.ceil((extEnd - extent.cpos * cs) / bs);
-      // Read in pieces of at most 1 MiB to bound memory per request.
-      const maxBlocks = Math.max(1, (1 << 20) >> vol.blockBits);
-      for (let b = firstBlk; b < lastBlk; b += maxBlocks) {
-        const n = Math.min(maxBlocks, lastBlk - b);
-        const data = await vol.dev.readBlocks(extent.blkno + b, n);
-        const pieceStart = extent.cpos * cs + b * bs;
-        const from = Math.max(pos, pieceStart);
-        const to = Math.min(extEnd, pieceStart + n * bs);
-        data.copy(out, from - offset, from - pieceStart, to - pieceStart);
+    if (extent.flags & EXT_UNWRITTEN) {
+      out.fill(0, outOff + (pos - offset), outOff + (extEnd - offset));
+    } else {
+      const physByte = extent.blkno * vol.blockSize + (pos - extent.cpos * cs);
+      const lastBlock = extent.blkno + Math.ceil((extEnd - extent.cpos * cs) / vol.blockSize);
+      if (lastBlock > vol.dev.blockCount) {
+        throw new Ocfs2CorruptError(ownerBlkno, 'extent maps beyond the end of the volume', `e_blkno ${extent.blkno}`);
       }
+      await vol.dev.readInto(physByte, out, outOff + (pos - offset), extEnd - pos);
     }
     pos = extEnd;
   }
+}
+
+/** readMappedInto a fresh buffer. */
+export async function readMapped(
+  vol: Volume, root: ExtentList, ownerBlkno: number, offset: number, length: number,
+): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  await readMappedInto(vol, root, ownerBlkno, offset, length, out);
   return out;
 }

@@ -149,6 +149,34 @@ export class BlockDevice {
     return buf;
   }
 
+  /**
+   * File data straight into `out[outOff, outOff+len)` from byte `offset`
+   * (uncached; pinned and overlay blocks win, as in readBlocks).
+   */
+  async readInto(offset: number, out: Buffer, outOff: number, len: number): Promise<void> {
+    this.ensureOpen();
+    if (offset < 0 || offset + len > this.sizeBytes) {
+      throw new Ocfs2Error(`read of ${len} bytes at ${offset} is beyond the end of ${this.path} (${this.sizeBytes} bytes)`);
+    }
+    let done = 0;
+    while (done < len) {
+      const { bytesRead } = await this.fh.read(out, outOff + done, len - done, offset + done);
+      if (bytesRead === 0) throw new Ocfs2Error(`unexpected end of ${this.path} at ${offset + done}`);
+      done += bytesRead;
+    }
+    this.stats.reads++;
+    this.stats.bytesRead += len;
+    if (this.overlay.size === 0 && this.pinned.size === 0) return;
+    const bs = this.blockSize;
+    for (let b = Math.floor(offset / bs); b * bs < offset + len; b++) {
+      const o = this.pinned.get(b) ?? this.overlay.get(b);
+      if (!o) continue;
+      const from = Math.max(offset, b * bs);
+      const to = Math.min(offset + len, (b + 1) * bs);
+      o.copy(out, outOff + (from - offset), from - b * bs, to - b * bs);
+    }
+  }
+
   /** Write whole blocks (read-write devices only); updates cached copies. */
   async writeBlocks(blkno: number, data: Buffer): Promise<void> {
     this.ensureOpen();
