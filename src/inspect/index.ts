@@ -6,7 +6,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { Volume, type InodeBlock } from '../libocfs2/volume';
-import { PosixError, Ocfs2Error } from '../libocfs2/errors';
+import { PosixError, Ocfs2Error, Ocfs2FormatError } from '../libocfs2/errors';
 import { iterateDirectory, lookupName } from '../libocfs2/directory';
 import { readFile } from '../libocfs2/fileio';
 import { allLeafExtents } from '../libocfs2/extentmap';
@@ -24,7 +24,13 @@ import { decodeExtentBlock, type ExtentList } from '../libocfs2/structs/extent';
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 export async function openForInspect(device: string): Promise<Volume> {
-  return Volume.open(device, { readOnly: true, dirtyJournal: 'ignore' });
+  const vol = await Volume.open(device, { readOnly: true, dirtyJournal: 'ignore' });
+  const need = vol.sb.clusters * vol.clusterBlocks;
+  if (need > vol.dev.blockCount) {
+    await vol.close();
+    throw new Ocfs2FormatError(`${device}: the volume has ${need} blocks but the device holds only ${vol.dev.blockCount} (truncated image?)`);
+  }
+  return vol;
 }
 
 /** Resolve a debugfs-style path to an inode. */

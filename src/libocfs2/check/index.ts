@@ -10,7 +10,7 @@
  */
 import { Volume } from '../volume';
 import { DirectTransactionManager } from '../txn';
-import { Ocfs2Error } from '../errors';
+import { Ocfs2Error, Ocfs2FormatError } from '../errors';
 import { CHECK_OFFSET, verifyBlockCheck } from '../blockcheck';
 import {
   DinodeHeader, INLINE_DATA_OFFSET, inodeExtentList, inodeInlineData, inodeLocalAlloc,
@@ -104,6 +104,11 @@ export async function checkVolume(device: string, opts: CheckOptions = {}): Prom
   const log = opts.log ?? ((): void => undefined);
   const repair = opts.repair ?? false;
   let vol = await Volume.open(device, { readOnly: !repair, dirtyJournal: 'ignore' });
+  const need = vol.sb.clusters * vol.clusterBlocks;
+  if (need > vol.dev.blockCount) {
+    await vol.close();
+    throw new Ocfs2FormatError(`${device}: the volume has ${need} blocks but the device holds only ${vol.dev.blockCount} (truncated image?)`);
+  }
   let journals: JournalReport[];
   try {
     log(`Checking OCFS2 filesystem in ${device}:`);
