@@ -122,3 +122,27 @@ export function registerMkfsCommand(program: Command): void {
       await runMkfs(device, blocks, o);
     });
 }
+
+/**
+ * The standalone `mkfs.ocfs2`-style entry point (tools/mkfs.ocfs2): same
+ * options, errors as one line "mkfs.ocfs2: ..." and exit 1.
+ */
+export async function runMkfsTool(argv: string[], progname = 'mkfs.ocfs2'): Promise<number> {
+  const program = addMkfsOptions(new Command(progname))
+    .description('make an OCFS2 volume (ocfs2-fuse)')
+    .exitOverride()
+    .showHelpAfterError();
+  program.action(async (device: string, blocks: string | undefined, o: MkfsCliOptions) => {
+    await runMkfs(device, blocks, o, progname);
+  });
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { exitCode?: number; code?: string; message?: string };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;
+    process.stderr.write(`${progname}: ${e.message ?? String(err)}\n`);
+    if (process.env.OCFS2_FUSE_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
