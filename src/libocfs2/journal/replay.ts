@@ -3,6 +3,7 @@
  * ocfs2_replay_journal does for a dead slot): every replayed block is
  * written home and synced, then the journal superblock is marked empty
  * (s_start = 0, s_sequence = end + 1), then ij_recovery_generation is bumped.
+ * Call it for journals whose dinode is dirty.
  * The dinode's dirty flag is left set: the caller clears it once the rest of
  * the slot's recovery (local alloc, truncate log) is done, so a crash in
  * between repeats that recovery instead of skipping it.
@@ -34,6 +35,9 @@ export async function replayJournalToDisk(vol: Volume, slot: number, journalBlkn
   });
   await vol.dev.flush();
   for (const b of res.blocks.keys()) vol.dev.invalidate(b);
-  if (res.needed) await setJournalDinodeFlags(vol, blkno, true, true);
+  // The journal was dirty (callers only replay dirty journals): the kernel bumps the
+  // generation whenever it recovers one (ocfs2_journal_toggle_dirty / ocfs2_replay_journal),
+  // even when the log itself turns out empty.
+  await setJournalDinodeFlags(vol, blkno, true, true);
   return { slot, needed: res.needed, transactions: res.transactions, blocks: res.blocks.size };
 }
