@@ -18,8 +18,10 @@ deps:
 	npm ci --no-audit --no-fund
 	$(MAKE) build
 
+# dist/ is rebuilt from scratch: tsc never deletes the output of a moved or removed source file.
 build:
 	bash tools/build-native.sh
+	rm -rf dist
 	npx tsc -p tsconfig.json
 
 images: build
