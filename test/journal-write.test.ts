@@ -91,6 +91,9 @@ t.test('synthetic transactions: logdump decodes them, clean close is fsck-clean'
   const commits = (dump.match(/Commit Block/gi) ?? []).length;
   t.ok(commits >= 1, `logdump shows commit blocks (${commits})`);
   t.match(dump, /Journal Descriptor/i, 'logdump shows descriptor blocks');
+  t.match(dump, /JBD2_FLAG_ESCAPE/, 'logdump shows escaped blocks');
+  t.match(dump, /Revoke Block/i, 'logdump shows revoke blocks');
+  t.match(dump, /Feature Incompat: \d+ revoke/, 'REVOKE feature set before the first revoke record');
   t.match(dump, new RegExp(`Fs Block ${root}\\b|Blknum: ${root}\\b|\\b${root}\\b`), 'logdump names the root inode block');
 
   await rv.close();
@@ -110,4 +113,41 @@ t.test('synthetic transactions: logdump decodes them, clean close is fsck-clean'
   t.equal(f.status, 0, f.out);
   t.notMatch(f.out, /Skipping journal replay/);
   t.notMatch(f.out, /\[[A-Z_]+\]/, 'fsck reports no problem');
+});
+
+t.test('an aborted handle leaves nothing behind; big handles are split into several commits', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jw-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const img = mkfs(dir, ['-J', 'size=4M']);
+  const rv = await openReadWrite(img, { journalOptions: { commitIntervalMs: 0 } });
+  const vol = rv.vol;
+  const bs = vol.blockSize;
+  const root = vol.rootBlkno;
+  const before = Buffer.from((await vol.readInode(root)).buf);
+  await t.rejects(rv.tm.run(async (tx) => {
+    const c = Buffer.from(before);
+    c.writeBigInt64LE(123n, DinodeHeader.offsetOf('i_atime'));
+    tx.writeMeta(root, c, CHECK_OFFSET.dinode);
+    throw new Error('boom');
+  }), /boom/);
+  t.ok((await vol.readInode(root)).buf.equals(before), 'reads see the old inode again');
+  await rv.tm.flush();
+  t.equal(rv.journal!.stats.commits, 0, 'nothing was committed');
+
+  // 1023-block log: a quarter is ~255 blocks; 600 handles of 2 blocks each wrap the log several times.
+  // The last 500 blocks: free, and after the second cluster group's descriptor (block 32256).
+  const free0 = vol.dev.blockCount - 500;
+  for (let k = 0; k < 600; k++) {
+    await rv.tm.run(async (tx) => {
+      tx.writeMeta(free0 + (k % 500), pattern(bs, free0 + (k % 500), k, false), null);
+      tx.writeMeta(free0 + ((k * 7) % 500), pattern(bs, free0 + ((k * 7) % 500), k, true), null);
+    });
+  }
+  t.ok(rv.journal!.stats.commits >= 3, `size-triggered commits (${rv.journal!.stats.commits})`);
+  t.ok(rv.journal!.stats.checkpoints >= 1, `low log space triggered checkpoints (${rv.journal!.stats.checkpoints})`);
+  t.ok(rv.journal!.logUsed < 1023, 'log never overruns its tail');
+  await rv.close();
+  const f = fsck(img);
+  t.equal(f.status, 0, f.out);
+  t.notMatch(f.out, /\[[A-Z_]+\]/);
 });
