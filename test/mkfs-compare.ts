@@ -63,21 +63,23 @@ export function normalise(s: string): string {
     .replace(/\n\s*\n/g, '\n');
 }
 
-/** A normalised description of a volume's layout through debugfs.ocfs2. */
+/** A normalised description of a volume's layout through debugfs.ocfs2 (one batch run). */
 export function describe(file: string): string {
-  const parts: string[] = [];
-  parts.push(debugfs(file, 'stats'));
   const ls = debugfs(file, 'ls -l //');
-  parts.push(ls);
+  const cmds = ['stats', 'ls -l //'];
   for (const line of ls.split('\n')) {
     const name = line.trim().split(/\s+/).pop();
     if (!name || name === '.' || name === '..') continue;
-    parts.push(`== ${name}\n${debugfs(file, `stat //${name}`)}`);
+    cmds.push(`stat //${name}`);
   }
-  parts.push(debugfs(file, 'ls -l /'));
-  parts.push(`== /\n${debugfs(file, 'stat /')}`);
-  parts.push(`== lost+found\n${debugfs(file, 'stat /lost+found')}`);
-  return normalise(parts.join('\n'));
+  cmds.push('ls -l /', 'stat /', 'stat /lost+found');
+  const cmdFile = `${file}.cmds`;
+  fs.writeFileSync(cmdFile, `${cmds.join('\n')}\n`);
+  try {
+    return normalise(run('debugfs.ocfs2', ['-f', cmdFile, file]).stdout);
+  } finally {
+    fs.rmSync(cmdFile, { force: true });
+  }
 }
 
 /** First differing lines of two descriptions ('' when equal). */
