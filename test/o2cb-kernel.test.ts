@@ -112,15 +112,20 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   const loops: string[] = [];
   const procs: NodeProc[] = [];
   let vm: ChildProcess | undefined;
+  const T0 = Date.now();
+  const stamp = (what: string): void => { if (process.env.O2CB_KERNEL_VERBOSE) t.comment(`+${((Date.now() - T0) / 1000).toFixed(1)} s ${what}`); };
   t.teardown(async () => {
+    stamp('teardown');
     try { fs.writeFileSync(path.join(vmdir, 'host-done'), ''); fs.writeFileSync(path.join(vmdir, 'host-saw-stop'), ''); } catch { /* no VM dir */ }
     await Promise.all(procs.map((p) => p.stop()));
     if (vm && vm.exitCode === null && vm.pid) {
-      await Promise.race([new Promise((r) => vm!.once('exit', r)), new Promise((r) => setTimeout(r, 20000))]);
+      await Promise.race([new Promise((r) => vm!.once('exit', r)), new Promise((r) => setTimeout(r, 20000).unref())]);
       if (vm.exitCode === null) { try { process.kill(-vm.pid, 'SIGKILL'); } catch { /* gone */ } }
     }
+    stamp('teardown: processes gone');
     for (const l of loops) detachLoop(l);
     ns.delete();
+    stamp('teardown: done');
     fs.rmSync(dir, { recursive: true, force: true });
   });
   ns.addTap('o2ktap', [`${NODES[0].ip}/24`, `${NODES[2].ip}/24`]);
@@ -140,6 +145,7 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   const [p0, p2] = ours as [NodeProc, NodeProc];
   await Promise.all(ours.map((p) => p.ready()));
   await p0.waitFor(/o2net: Accepted connection from node ours2/, 60000);
+  stamp('our nodes up');
 
   // boot the kernel node
   let vmOut = '';
@@ -158,6 +164,7 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   const up2 = await orVm(p2.waitFor(upRe, 120000));
   await orVm(p0.waitFor(/o2net: Accepted connection from node kvm1 \(num 1\) at 10\.78\.0\.2:7777/, 120000));
   await orVm(p2.waitFor(/o2net: Connected to node kvm1 \(num 1\) at 10\.78\.0\.2:7777/, 120000));
+  stamp('kernel seen by ours');
   const kernelGen = upRe.exec(up0)![1]!;
   t.equal(upRe.exec(up2)![1], kernelGen, 'both of ours read the same kernel generation');
 
@@ -204,7 +211,8 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   t.ok(p0.lines.some((l) => /Node 1 left my region \(generation changed\)/.test(l)), 'by its generation-0 block');
   fs.writeFileSync(path.join(vmdir, 'host-saw-stop'), '');
 
-  const rc = await Promise.race([vmExit, new Promise<string>((r) => setTimeout(() => r('timeout'), 120000))]);
+  stamp('stop seen');
+  const rc = await Promise.race([vmExit, new Promise<string>((r) => setTimeout(() => r('timeout'), 120000).unref())]);
   t.equal(rc, 0, 'the guest checks passed');
   if (rc !== 0) t.comment(vmOut);
   const out = fs.readFileSync(path.join(vmdir, 'out.log'), 'utf8');
