@@ -61,10 +61,15 @@ export class Ocfs2FuseOps implements Operations {
     const parentPath = slash <= 0 ? '/' : path.slice(0, slash);
     const parent = await this.resolve(parentPath);
     const name = Buffer.from(path.slice(slash + 1), NAME_ENCODING);
-    const e = await lookupName(this.vol, parent, name);
+    const e = await this.lookupChild(parent, name);
     if (!e) throw new PosixError('ENOENT');
     this.paths.set(path, e.inode);
     return this.vol.readInode(e.inode);
+  }
+
+  /** One path component (the read-write mount answers from the directory caches of libocfs2/fs). */
+  protected async lookupChild(parent: InodeBlock, name: Buffer): Promise<{ inode: number } | undefined> {
+    return lookupName(this.vol, parent, name);
   }
 
   statOf(f: InodeBlock): Stat {

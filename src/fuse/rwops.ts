@@ -12,6 +12,7 @@ import { PosixError } from '../libocfs2/errors';
 import type { Ocfs2Fs, SetAttr } from '../libocfs2/fs';
 import type { Ts } from '../libocfs2/fs/inode';
 import { Ocfs2FuseOps, type Ocfs2OpsOptions } from './ops';
+import type { InodeBlock } from '../libocfs2/volume';
 import {
   PATH_ENCODING, toTimespec, type RequestContext, type Stat, type StatFs, type UtimeArg,
 } from './binding';
@@ -47,6 +48,12 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
     cache.delete(path);
     const prefix = path.endsWith('/') ? path : `${path}/`;
     for (const k of [...cache.keys()]) if (k.startsWith(prefix)) cache.delete(k);
+  }
+
+  /** Lookups through Ocfs2Fs: indexed directories by hash, linear ones from the in-memory name index. */
+  protected override async lookupChild(parent: InodeBlock, name: Buffer): Promise<{ inode: number } | undefined> {
+    if ((parent.inode.mode & S_IFMT) !== S_IFDIR) throw new PosixError('ENOTDIR');
+    return this.fs.lookup(parent.inode.blkno, name);
   }
 
   private async ino(path: string): Promise<number> {

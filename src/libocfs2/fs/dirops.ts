@@ -1,12 +1,30 @@
 /**
  * Directory changes: find an entry with its location, add and remove
- * entries in inline and block directories, grow a directory (inline data ->
- * first block, then block by block), rewrite "..".
+ * entries in inline, linear (block) and indexed directories, grow a
+ * directory (inline data -> first block, then block by block, a cluster at a
+ * time), rewrite "..".  Directories never shrink (as in the kernel).
+ *
+ * Linear directories (no index): new entries go where ocfs2_find_dir_space_el
+ * puts them (the first block, in logical order, with a dirent that fits),
+ * found through an in-memory map of each block's largest hole; lookups use
+ * an in-memory name -> location map per directory.  Both are built from the
+ * disk on first use, are valid for the mount's lifetime (one node writes),
+ * follow every change made here, are checked against the directory's
+ * generation, and are dropped for directories a failed transaction touched
+ * (`rollback`, called by Ocfs2Fs.op).  The number of cached names is bounded.
+ *
+ * Indexed directories: lookups go through the dx index (dxops.ts); new
+ * entries go to the first block of the unindexed free-space list
+ * (dr_free_blk -> db_free_next) whose db_free_rec_len fits, new blocks are
+ * pushed at the head of the list, full blocks leave it and blocks gaining
+ * room by a delete join it again (ocfs2_search_dx_free_list,
+ * ocfs2_recalc_free_list, ocfs2_delete_entry_dx).  The list is mirrored in
+ * memory and the mirror is checked against the block's trailer before use.
  *
  * Block directories carry a trailer iff the kernel's readers expect one
- * (metaecc volume, or the directory is indexed): db_free_rec_len is kept as
- * ocfs2_find_max_rec_len computes it.  Indexed directories additionally get
- * their dx entries maintained (dxdir.ts in this folder).
+ * (metaecc volume, or the directory is indexed).  db_free_rec_len is set when
+ * a block is formatted, and kept up to date only in indexed directories (as
+ * the kernel does).
  */
 import { Ocfs2CorruptError, PosixError } from '../errors';
 import { OCFS2_INLINE_DATA_FL, OCFS2_INDEXED_DIR_FL } from '../constants';
@@ -16,16 +34,18 @@ import {
 } from '../structs/dinode';
 import {
   iterateDirEntries, insertDirEntry, removeDirEntry, findDirEntry, dirHasTrailer, dirBlockArea, dirBlockCheckOffset,
-  initEmptyDirArea, initDirTrailer, largestDirHole, dirTrailerOffset, DirBlockTrailer, DirEntryHeader,
-  OCFS2_DIR_MEMBER_LEN, type DirArea, type NewDirEntry,
+  initEmptyDirArea, initDirTrailer, largestDirHole, dirTrailerOffset, readDirTrailer, dirRecLen, DirBlockTrailer, DirEntryHeader,
+  type DirArea, type NewDirEntry,
 } from '../structs/dir';
 import { emptyExtentList } from '../structs/extent';
 import { lookupExtent } from '../extentmap';
 import type { Transaction } from '../txn';
 import type { Volume } from '../volume';
-import { loadInode, storeInode } from './inode';
+import { loadInode, storeInode, patchInode } from './inode';
 import type { RwVolumeLike } from './types';
-import { createInlineDxRoot, dxHasRoom, dxInsert, dxRemove } from './dxops';
+import {
+  createDxRoot, dxFind, dxHash, dxInsert, dxNumEntries, dxPrepareInsert, dxRemove, dxFreeHead, dxSetFreeHead, dxTruncate,
+} from './dxops';
 
 /** Where a directory entry lives. */
 export interface EntryLoc {
@@ -39,25 +59,107 @@ export interface EntryLoc {
   name: Buffer;
 }
 
-function isInline(h: DinodeHeaderT): boolean { return (h.i_dyn_features & OCFS2_INLINE_DATA_FL) !== 0; }
-export function isIndexed(h: DinodeHeaderT): boolean { return (h.i_dyn_features & OCFS2_INDEXED_DIR_FL) !== 0; }
-
-function trailerOf(vol: Volume, h: DinodeHeaderT): boolean {
-  return dirHasTrailer({ inlineData: isInline(h), metaEcc: vol.metaEcc, indexedDir: isIndexed(h) });
+export interface DirOpsOptions {
+  /** Upper bound of names held by the in-memory indexes of linear directories (default 1,000,000). */
+  maxCachedNames?: number;
 }
+
+interface NameLoc { blkno: number; offset: number; inode: number; fileType: number }
+
+/** In-memory index of a linear block directory. */
+interface LinearIndex {
+  gen: number;
+  /** Physical block of each logical block. */
+  blocks: number[];
+  /** Largest hole (ocfs2_figure_dirent_hole) of each logical block, 0 below OCFS2_DIR_MIN_REC_LEN. */
+  holes: number[];
+  names: Map<string, NameLoc>;
+}
+
+/** Mirror of an indexed directory's free-space list, in list order. */
+interface FreeList {
+  gen: number;
+  order: number[];
+  recs: number[];
+}
+
+function isInline(h: DinodeHeaderT): boolean { return (h.i_dyn_features & OCFS2_INLINE_DATA_FL) !== 0; }
+export function isIndexed(h: DinodeHeaderT): boolean { return (h.i_dyn_features & OCFS2_INDEXED_DIR_FL) !== 0 && h.i_dx_root !== 0; }
+
+const key = (name: Buffer): string => name.toString('latin1');
 
 function inlineArea(buf: Buffer, blkno: number, h: DinodeHeaderT): DirArea {
   const { count } = inodeInlineData(buf, blkno);
   return { blkno, start: INLINE_DATA_OFFSET, size: Math.min(count, h.i_size) };
 }
 
-export class DirOps {
-  /** Directory inode -> logical block where the last insert found room. */
-  private readonly hint = new Map<number, number>();
+const T_FREE_REC = DirBlockTrailer.offsetOf('db_free_rec_len');
+const T_FREE_NEXT = DirBlockTrailer.offsetOf('db_free_next');
 
-  constructor(private readonly rv: RwVolumeLike) {}
+export class DirOps {
+  private readonly linear = new Map<number, LinearIndex>();
+  private readonly free = new Map<number, FreeList>();
+  private cachedNames = 0;
+  private readonly maxCachedNames: number;
+  /** Directories whose caches the running transaction changed. */
+  private readonly touched = new Set<number>();
+
+  constructor(private readonly rv: RwVolumeLike, opts: DirOpsOptions = {}) {
+    this.maxCachedNames = opts.maxCachedNames ?? 1_000_000;
+  }
 
   private get vol(): Volume { return this.rv.vol; }
+
+  /* ---- cache bookkeeping --------------------------------------------------------------------- */
+
+  /** The transaction failed: forget what it taught the caches. */
+  rollback(): void {
+    for (const d of this.touched) this.forget(d);
+    this.touched.clear();
+  }
+
+  /** The transaction is over (committed or rolled back). */
+  settle(): void { this.touched.clear(); }
+
+  /** Drop every cache of a directory. */
+  forget(dir: number): void {
+    const l = this.linear.get(dir);
+    if (l) { this.cachedNames -= l.names.size; this.linear.delete(dir); }
+    this.free.delete(dir);
+  }
+
+  /** Number of names the linear-directory indexes hold (for tests). */
+  get cacheSize(): number { return this.cachedNames; }
+
+  private touch(dir: number): void { this.touched.add(dir); }
+
+  private trailerOf(h: DinodeHeaderT): boolean {
+    return dirHasTrailer({ inlineData: isInline(h), metaEcc: this.vol.metaEcc, indexedDir: (h.i_dyn_features & OCFS2_INDEXED_DIR_FL) !== 0 });
+  }
+
+  private area(blkno: number, trailer: boolean): DirArea {
+    return dirBlockArea(blkno, this.vol.blockSize, trailer);
+  }
+
+  private async readBlock(blkno: number, trailer: boolean): Promise<Buffer> {
+    return this.vol.readMetaBlock(blkno, trailer ? dirBlockCheckOffset(this.vol.blockSize) : null);
+  }
+
+  private writeBlock(tx: Transaction, blkno: number, buf: Buffer, trailer: boolean): void {
+    tx.writeMeta(blkno, buf, trailer ? dirBlockCheckOffset(this.vol.blockSize) : null);
+  }
+
+  private setTrailerFree(buf: Buffer, rec: number, next?: number): void {
+    const off = dirTrailerOffset(this.vol.blockSize);
+    buf.writeUInt16LE(rec, off + T_FREE_REC);
+    if (next !== undefined) buf.writeBigUInt64LE(BigInt(next), off + T_FREE_NEXT);
+  }
+
+  private async dirInode(dir: number): Promise<{ buf: Buffer; h: DinodeHeaderT }> {
+    const { inode, buf } = await this.vol.readInode(dir);
+    if ((inode.mode & 0o170000) !== 0o040000) throw new PosixError('ENOTDIR');
+    return { buf, h: DinodeHeader.decode(buf, 0) };
+  }
 
   /** Physical block of every logical block of a block directory. */
   async blockList(dirBlkno: number, h: DinodeHeaderT, buf: Buffer): Promise<number[]> {
@@ -76,57 +178,102 @@ export class DirOps {
     return out;
   }
 
-  private async readBlock(blkno: number, trailer: boolean): Promise<Buffer> {
-    return this.vol.readMetaBlock(blkno, trailer ? dirBlockCheckOffset(this.vol.blockSize) : null);
+  /** The name index of a linear block directory (built on first use). */
+  private async linearIndex(dir: number, h: DinodeHeaderT, buf: Buffer): Promise<LinearIndex> {
+    const hit = this.linear.get(dir);
+    if (hit && hit.gen === h.i_generation && hit.blocks.length * this.vol.blockSize === h.i_size) {
+      // Most recently used last (eviction takes the oldest).
+      this.linear.delete(dir);
+      this.linear.set(dir, hit);
+      return hit;
+    }
+    this.forget(dir);
+    const trailer = this.trailerOf(h);
+    const blocks = await this.blockList(dir, h, buf);
+    const idx: LinearIndex = { gen: h.i_generation, blocks, holes: [], names: new Map() };
+    for (const b of blocks) {
+      const db = await this.readBlock(b, trailer);
+      if (trailer) readDirTrailer(db, this.vol.blockSize, b, dir);
+      const area = this.area(b, trailer);
+      for (const e of iterateDirEntries(db, area)) {
+        if (e.inode !== 0 && e.nameLen > 0 && !idx.names.has(key(e.name))) {
+          idx.names.set(key(e.name), { blkno: b, offset: e.offset, inode: e.inode, fileType: e.fileType });
+        }
+      }
+      idx.holes.push(largestDirHole(db, area));
+    }
+    this.linear.set(dir, idx);
+    this.cachedNames += idx.names.size;
+    this.evict(dir);
+    return idx;
   }
 
-  private writeBlock(tx: Transaction, blkno: number, buf: Buffer, trailer: boolean): void {
-    if (trailer) {
-      const off = dirTrailerOffset(this.vol.blockSize) + DirBlockTrailer.offsetOf('db_free_rec_len');
-      buf.writeUInt16LE(largestDirHole(buf, dirBlockArea(blkno, this.vol.blockSize, true)), off);
+  private evict(keep: number): void {
+    for (const [d, l] of this.linear) {
+      if (this.cachedNames <= this.maxCachedNames) break;
+      if (d === keep) continue;
+      this.cachedNames -= l.names.size;
+      this.linear.delete(d);
     }
-    tx.writeMeta(blkno, buf, trailer ? dirBlockCheckOffset(this.vol.blockSize) : null);
   }
+
+  /** The mirror of an indexed directory's free-space list (built by walking it on first use). */
+  private async freeList(dir: number, h: DinodeHeaderT): Promise<FreeList> {
+    const hit = this.free.get(dir);
+    if (hit && hit.gen === h.i_generation) return hit;
+    const fl: FreeList = { gen: h.i_generation, order: [], recs: [] };
+    const limit = h.i_size / this.vol.blockSize + 1;
+    for (let b = await dxFreeHead(this.vol, h.i_dx_root, dir); b !== 0;) {
+      if (fl.order.length >= limit) throw new Ocfs2CorruptError(h.i_dx_root, 'directory free-space list loops or is too long');
+      const t = readDirTrailer(await this.readBlock(b, true), this.vol.blockSize, b, dir);
+      fl.order.push(b);
+      fl.recs.push(t.db_free_rec_len);
+      b = t.db_free_next;
+    }
+    if (this.free.size > 4096) this.free.delete(this.free.keys().next().value!);
+    this.free.set(dir, fl);
+    return fl;
+  }
+
+  /* ---- lookups ------------------------------------------------------------------------------- */
 
   /** Find a live entry by name. */
   async find(dirBlkno: number, name: Buffer): Promise<EntryLoc | undefined> {
-    const { inode: di, buf } = await this.vol.readInode(dirBlkno);
-    if ((di.mode & 0o170000) !== 0o040000) throw new PosixError('ENOTDIR');
-    const h = DinodeHeader.decode(buf, 0);
+    const { buf, h } = await this.dirInode(dirBlkno);
     if (isInline(h)) {
       const e = findDirEntry(buf, inlineArea(buf, dirBlkno, h), name);
       return e && { inode: e.inode, fileType: e.fileType, blkno: dirBlkno, offset: e.offset, inline: true, name: e.name };
     }
-    const trailer = trailerOf(this.vol, h);
-    for (const b of await this.blockList(dirBlkno, h, buf)) {
-      const db = await this.readBlock(b, trailer);
-      const e = findDirEntry(db, dirBlockArea(b, this.vol.blockSize, trailer), name);
-      if (e) return { inode: e.inode, fileType: e.fileType, blkno: b, offset: e.offset, inline: false, name: e.name };
+    if (isIndexed(h)) {
+      const r = await dxFind(this.vol, h.i_dx_root, dirBlkno, name);
+      return r && { inode: r.entry.inode, fileType: r.entry.fileType, blkno: r.blkno, offset: r.entry.offset, inline: false, name: r.entry.name };
     }
-    return undefined;
+    if (name.length === 0 || name.length > 255) return undefined;
+    const l = (await this.linearIndex(dirBlkno, h, buf)).names.get(key(name));
+    return l && { inode: l.inode, fileType: l.fileType, blkno: l.blkno, offset: l.offset, inline: false, name: Buffer.from(name) };
   }
 
   /** True if the directory holds nothing but "." and "..". */
   async isEmpty(dirBlkno: number): Promise<boolean> {
-    const { buf } = await this.vol.readInode(dirBlkno);
-    const h = DinodeHeader.decode(buf, 0);
-    const ok = (n: Buffer) => n.length <= 2 && (n.toString() === '.' || n.toString() === '..');
+    const { buf, h } = await this.dirInode(dirBlkno);
+    const dot = (n: Buffer) => n.length <= 2 && (n.toString() === '.' || n.toString() === '..');
     if (isInline(h)) {
-      for (const e of iterateDirEntries(buf, inlineArea(buf, dirBlkno, h))) if (e.inode && !ok(e.name)) return false;
+      for (const e of iterateDirEntries(buf, inlineArea(buf, dirBlkno, h))) if (e.inode && !dot(e.name)) return false;
       return true;
     }
-    const trailer = trailerOf(this.vol, h);
-    for (const b of await this.blockList(dirBlkno, h, buf)) {
-      const db = await this.readBlock(b, trailer);
-      for (const e of iterateDirEntries(db, dirBlockArea(b, this.vol.blockSize, trailer))) if (e.inode && !ok(e.name)) return false;
-    }
+    // ocfs2_empty_dir_dx: the index counts the names.
+    if (isIndexed(h)) return (await dxNumEntries(this.vol, h.i_dx_root, dirBlkno)) <= 2;
+    const idx = await this.linearIndex(dirBlkno, h, buf);
+    for (const k of idx.names.keys()) if (k !== '.' && k !== '..') return false;
     return true;
   }
 
+  /* ---- add ------------------------------------------------------------------------------------ */
+
   /**
    * Add an entry (the caller has checked that the name is absent).  Grows
-   * the directory when no block has room.  The directory's i_size/i_clusters
-   * change here; its times are the caller's.
+   * the directory (and its index) when needed.  The directory's
+   * i_size/i_clusters change here; its times are the caller's.
    */
   async add(tx: Transaction, dirBlkno: number, e: NewDirEntry): Promise<void> {
     const vol = this.vol;
@@ -139,33 +286,107 @@ export class DirOps {
       await this.expandInline(tx, dirBlkno);
       ({ buf, h } = await loadInode(vol, dirBlkno));
     }
-    const trailer = trailerOf(vol, h);
-    const dx = isIndexed(h) ? h.i_dx_root : 0;
-    if (dx && !(await dxHasRoom(vol, dx, dirBlkno, e.name))) {
-      throw new PosixError('ENOSPC', 'directory index full (dx root/leaf splits are not implemented)');
-    }
-    const blocks = await this.blockList(dirBlkno, h, buf);
-    const start = Math.min(this.hint.get(dirBlkno) ?? 0, blocks.length - 1);
-    const order = [...blocks.keys()].slice(start).concat([...blocks.keys()].slice(0, start));
-    for (const i of order) {
-      const b = blocks[i]!;
-      const db = Buffer.from(await this.readBlock(b, trailer));
-      if (insertDirEntry(db, dirBlockArea(b, vol.blockSize, trailer), e) !== undefined) {
-        this.writeBlock(tx, b, db, trailer);
-        this.hint.set(dirBlkno, i);
-        if (dx) await dxInsert(vol, tx, dx, dirBlkno, e.name, b);
-        return;
-      }
-    }
-    const nb = await this.extend(tx, dirBlkno, trailer);
-    const db = Buffer.from(await vol.dev.readBlock(nb));
-    if (insertDirEntry(db, dirBlockArea(nb, vol.blockSize, trailer), e) === undefined) {
-      throw new PosixError('ENAMETOOLONG');
-    }
-    this.writeBlock(tx, nb, db, trailer);
-    this.hint.set(dirBlkno, blocks.length);
-    if (dx) await dxInsert(vol, tx, dx, dirBlkno, e.name, nb);
+    this.touch(dirBlkno);
+    if (isIndexed(h)) await this.addIndexed(tx, dirBlkno, h, e);
+    else await this.addLinear(tx, dirBlkno, h, buf, e);
   }
+
+  /** ocfs2_find_dir_space_el + __ocfs2_add_entry: the first block (logical order) with room, else a new block. */
+  private async addLinear(tx: Transaction, dir: number, h: DinodeHeaderT, buf: Buffer, e: NewDirEntry): Promise<void> {
+    const trailer = this.trailerOf(h);
+    const need = dirRecLen(e.name.length);
+    for (let attempt = 0; ; attempt++) {
+      const idx = await this.linearIndex(dir, h, buf);
+      let i = idx.holes.findIndex((x) => x >= need);
+      let blk: number;
+      if (i < 0) {
+        blk = await this.extend(tx, dir, trailer);
+        i = idx.blocks.length;
+        idx.blocks.push(blk);
+        idx.holes.push(0);
+      } else {
+        blk = idx.blocks[i]!;
+      }
+      const db = Buffer.from(await this.readBlock(blk, trailer));
+      const area = this.area(blk, trailer);
+      const off = insertDirEntry(db, area, e);
+      if (off === undefined) {
+        // The hole map disagrees with the block: rebuild it once.
+        if (attempt > 0) throw new Ocfs2CorruptError(blk, 'directory block has no room although its largest hole fits');
+        this.forget(dir);
+        continue;
+      }
+      this.writeBlock(tx, blk, db, trailer);
+      idx.holes[i] = largestDirHole(db, area);
+      if (!idx.names.has(key(e.name))) this.cachedNames++;
+      idx.names.set(key(e.name), { blkno: blk, offset: off, inode: e.inode, fileType: e.fileType });
+      return;
+    }
+  }
+
+  /** ocfs2_prepare_dx_dir_for_insert + __ocfs2_add_entry for an indexed directory. */
+  private async addIndexed(tx: Transaction, dir: number, h: DinodeHeaderT, e: NewDirEntry): Promise<void> {
+    const vol = this.vol;
+    const rootBlk = h.i_dx_root;
+    const hash = dxHash(vol, e.name);
+    await dxPrepareInsert(vol, this.rv.alloc, tx, rootBlk, dir, hash);
+    const need = dirRecLen(e.name.length);
+    let fl = await this.freeList(dir, h);
+    let i = -1;
+    let db: Buffer | undefined;
+    for (let attempt = 0; attempt < 2 && !db; attempt++) {
+      i = fl.recs.findIndex((r) => r >= need);
+      if (i < 0) break;
+      const b = fl.order[i]!;
+      const cand = Buffer.from(await this.readBlock(b, true));
+      const t = readDirTrailer(cand, vol.blockSize, b, dir);
+      if (t.db_free_rec_len === fl.recs[i] && t.db_free_next === (fl.order[i + 1] ?? 0)) { db = cand; break; }
+      // The mirror disagrees with the disk: walk the list again.
+      this.free.delete(dir);
+      fl = await this.freeList(dir, h);
+      i = -1;
+    }
+    if (!db) {
+      // ocfs2_extend_dir + ocfs2_dx_dir_link_trailer: a new block at the head of the list.
+      const nb = await this.extend(tx, dir, true);
+      const head = await dxFreeHead(vol, rootBlk, dir);
+      db = Buffer.from(await this.readBlock(nb, true));
+      this.setTrailerFree(db, dirTrailerOffset(vol.blockSize), head);
+      await dxSetFreeHead(vol, tx, rootBlk, dir, nb);
+      fl.order.unshift(nb);
+      fl.recs.unshift(dirTrailerOffset(vol.blockSize));
+      i = 0;
+    }
+    const blk = fl.order[i]!;
+    const area = this.area(blk, true);
+    if (insertDirEntry(db, area, e) === undefined) {
+      this.free.delete(dir);
+      throw new Ocfs2CorruptError(blk, 'directory block has no room although db_free_rec_len fits');
+    }
+    await dxInsert(vol, tx, rootBlk, dir, hash, blk);
+    // ocfs2_recalc_free_list
+    const max = largestDirHole(db, area);
+    if (max) {
+      this.setTrailerFree(db, max);
+      fl.recs[i] = max;
+    } else {
+      const next = fl.order[i + 1] ?? 0;
+      if (i === 0) {
+        await dxSetFreeHead(vol, tx, rootBlk, dir, next);
+      } else {
+        const pb = fl.order[i - 1]!;
+        const prev = Buffer.from(await this.readBlock(pb, true));
+        this.setTrailerFree(prev, fl.recs[i - 1]!, next);
+        this.writeBlock(tx, pb, prev, true);
+      }
+      this.setTrailerFree(db, 0, 0);
+      fl.order.splice(i, 1);
+      fl.recs.splice(i, 1);
+    }
+    this.writeBlock(tx, blk, db, true);
+  }
+
+  /* ---- remove / retarget ---------------------------------------------------------------------- */
 
   /** Remove the entry at `loc`. */
   async remove(tx: Transaction, dirBlkno: number, loc: EntryLoc): Promise<void> {
@@ -176,11 +397,44 @@ export class DirOps {
       storeInode(tx, dirBlkno, buf, h);
       return;
     }
-    const trailer = trailerOf(vol, h);
+    this.touch(dirBlkno);
+    if (isIndexed(h)) { await this.removeIndexed(tx, dirBlkno, h, loc); return; }
+    const trailer = this.trailerOf(h);
+    const idx = await this.linearIndex(dirBlkno, h, buf);
     const db = Buffer.from(await this.readBlock(loc.blkno, trailer));
-    removeDirEntry(db, dirBlockArea(loc.blkno, vol.blockSize, trailer), loc.offset);
+    const area = this.area(loc.blkno, trailer);
+    removeDirEntry(db, area, loc.offset);
     this.writeBlock(tx, loc.blkno, db, trailer);
-    if (isIndexed(h) && h.i_dx_root) await dxRemove(vol, tx, h.i_dx_root, dirBlkno, loc.name, loc.blkno);
+    const i = idx.blocks.indexOf(loc.blkno);
+    if (i >= 0) idx.holes[i] = largestDirHole(db, area); else this.forget(dirBlkno);
+    if (idx.names.delete(key(loc.name))) this.cachedNames--;
+  }
+
+  /** ocfs2_delete_entry_dx: the dirent, the block's free-list state, the dx entry and dr_num_entries. */
+  private async removeIndexed(tx: Transaction, dir: number, h: DinodeHeaderT, loc: EntryLoc): Promise<void> {
+    const vol = this.vol;
+    const rootBlk = h.i_dx_root;
+    const db = Buffer.from(await this.readBlock(loc.blkno, true));
+    const t = readDirTrailer(db, vol.blockSize, loc.blkno, dir);
+    const join = t.db_free_rec_len === 0;
+    const area = this.area(loc.blkno, true);
+    removeDirEntry(db, area, loc.offset);
+    const max = largestDirHole(db, area);
+    const fl = this.free.get(dir);
+    if (join) {
+      const head = await dxFreeHead(vol, rootBlk, dir);
+      this.setTrailerFree(db, max, head);
+      await dxSetFreeHead(vol, tx, rootBlk, dir, loc.blkno);
+      if (fl) { fl.order.unshift(loc.blkno); fl.recs.unshift(max); }
+    } else {
+      this.setTrailerFree(db, max);
+      if (fl) {
+        const i = fl.order.indexOf(loc.blkno);
+        if (i >= 0) fl.recs[i] = max; else this.free.delete(dir);
+      }
+    }
+    this.writeBlock(tx, loc.blkno, db, true);
+    await dxRemove(vol, tx, rootBlk, dir, loc.name, loc.blkno);
   }
 
   /** Point the entry at `loc` to another inode (rename over an existing name). */
@@ -196,11 +450,14 @@ export class DirOps {
       storeInode(tx, dirBlkno, buf, h);
       return;
     }
-    const { buf: ib } = await vol.readInode(dirBlkno);
-    const trailer = trailerOf(vol, DinodeHeader.decode(ib, 0));
+    const { h } = await this.dirInode(dirBlkno);
+    const trailer = this.trailerOf(h);
     const db = Buffer.from(await this.readBlock(loc.blkno, trailer));
     patch(db);
     this.writeBlock(tx, loc.blkno, db, trailer);
+    this.touch(dirBlkno);
+    const n = this.linear.get(dirBlkno)?.names.get(key(loc.name));
+    if (n) { n.inode = inode; n.fileType = fileType; }
   }
 
   /** Make ".." of `dirBlkno` point at `parent`. */
@@ -211,30 +468,49 @@ export class DirOps {
   }
 
   /**
-   * ocfs2_expand_inline_dir (without creating an index): one cluster, the
-   * inline entries copied into its first block, the last entry stretched to
-   * the end of the block (or the trailer).
+   * The directory inode is being deleted: its index (dx leaves, dx extent
+   * blocks, root) is freed and the caches forgotten.  Its dirent blocks are
+   * the data code's (freed with the inode's extents).
+   */
+  async release(tx: Transaction, dirBlkno: number): Promise<void> {
+    this.forget(dirBlkno);
+    this.touch(dirBlkno);
+    const { h } = await loadInode(this.vol, dirBlkno);
+    if (!(h.i_dyn_features & OCFS2_INDEXED_DIR_FL) || !h.i_dx_root) return;
+    await dxTruncate(this.vol, this.rv.alloc, tx, h.i_dx_root, dirBlkno);
+    await patchInode(this.vol, tx, dirBlkno, (x) => { x.i_dx_root = 0; x.i_dyn_features &= ~OCFS2_INDEXED_DIR_FL; });
+  }
+
+  /* ---- growth --------------------------------------------------------------------------------- */
+
+  /**
+   * ocfs2_expand_inline_dir: one cluster, the inline entries copied into its
+   * first block, the last entry stretched to the end of the block (or the
+   * trailer); on indexed-dirs volumes the directory is indexed at once
+   * (ocfs2_dx_dir_attach_index), its first block heading the free list.
    */
   private async expandInline(tx: Transaction, dirBlkno: number): Promise<void> {
     const vol = this.vol;
+    this.forget(dirBlkno);
+    this.touch(dirBlkno);
     const { buf, h } = await loadInode(vol, dirBlkno);
     const area = inlineArea(buf, dirBlkno, h);
     const entries = [...iterateDirEntries(buf, area)];
-    const run = await this.rv.alloc.claimClusters(tx, 1, 1);
-    const blk = run.start * vol.clusterBlocks;
-    // On indexed-dirs volumes the new block directory is indexed at once (fsck wants an index).
     const indexed = vol.indexedDirs;
     const trailer = dirHasTrailer({ inlineData: false, metaEcc: vol.metaEcc, indexedDir: indexed });
+    const run = await this.rv.alloc.claimClusters(tx, 1, 1);
+    const blk = run.start * vol.clusterBlocks;
     const db = Buffer.alloc(vol.blockSize);
     const areaEnd = trailer ? dirTrailerOffset(vol.blockSize) : vol.blockSize;
     buf.copy(db, 0, area.start!, area.start! + area.size!);
     const last = entries[entries.length - 1]!;
     const lastRel = last.offset - area.start!;
     db.writeUInt16LE(areaEnd - lastRel, lastRel + DirEntryHeader.offsetOf('rec_len'));
-    if (trailer) initDirTrailer(db, vol.blockSize, { blkno: blk, parentDinode: dirBlkno, freeRecLen: 0 });
+    // ocfs2_expand_last_dirent: the largest hole after the stretch.
+    const free = largestDirHole(db, this.area(blk, trailer));
+    if (trailer) initDirTrailer(db, vol.blockSize, { blkno: blk, parentDinode: dirBlkno, freeRecLen: free });
     // The rest of the cluster's blocks are initialised when the directory grows into them.
-    const zero = Buffer.alloc(vol.clusterSize - vol.blockSize);
-    if (zero.length) await tx.writeData(blk + 1, zero);
+    if (vol.clusterBlocks > 1) await tx.writeData(blk + 1, Buffer.alloc(vol.clusterSize - vol.blockSize));
     this.writeBlock(tx, blk, db, trailer);
     h.i_dyn_features &= ~OCFS2_INLINE_DATA_FL;
     buf.fill(0, INLINE_DATA_OFFSET - 8, buf.length - inlineXattrSize(h));
@@ -246,14 +522,18 @@ export class DirOps {
     after.h.i_clusters = 1;
     if (indexed) {
       const names = entries.filter((d) => d.inode !== 0 && d.nameLen > 0).map((d) => d.name);
-      after.h.i_dx_root = await createInlineDxRoot(vol, this.rv.alloc, tx, dirBlkno, blk, names);
+      after.h.i_dx_root = await createDxRoot(vol, this.rv.alloc, tx, dirBlkno, blk, names, free ? blk : 0);
       after.h.i_dyn_features |= OCFS2_INDEXED_DIR_FL;
     }
     storeInode(tx, dirBlkno, after.buf, after.h);
-    void OCFS2_DIR_MEMBER_LEN;
   }
 
-  /** Add one empty block at the end of a block directory; returns its number. */
+  /**
+   * ocfs2_extend_dir / ocfs2_do_extend_dir: one empty block at the end of a
+   * block directory (a new cluster when the last one is used up); with a
+   * trailer whose db_free_rec_len is the whole dirent area.  Returns its
+   * number.  Linking it into an index's free list is the caller's.
+   */
   private async extend(tx: Transaction, dirBlkno: number, trailer: boolean): Promise<number> {
     const vol = this.vol;
     let { buf, h } = await loadInode(vol, dirBlkno);
@@ -272,8 +552,9 @@ export class DirOps {
       h.i_clusters += 1;
     }
     const db = Buffer.alloc(vol.blockSize);
-    initEmptyDirArea(db, dirBlockArea(phys, vol.blockSize, trailer));
-    if (trailer) initDirTrailer(db, vol.blockSize, { blkno: phys, parentDinode: dirBlkno, freeRecLen: 0 });
+    const area = this.area(phys, trailer);
+    initEmptyDirArea(db, area);
+    if (trailer) initDirTrailer(db, vol.blockSize, { blkno: phys, parentDinode: dirBlkno, freeRecLen: area.size! });
     this.writeBlock(tx, phys, db, trailer);
     h.i_size += vol.blockSize;
     storeInode(tx, dirBlkno, buf, h);

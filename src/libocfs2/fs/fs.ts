@@ -9,7 +9,7 @@ import { Mutex } from 'async-mutex';
 import { PosixError } from '../errors';
 import {
   OCFS2_VALID_FL, OCFS2_ORPHANED_FL, OCFS2_INLINE_DATA_FL, OCFS2_INDEXED_DIR_FL, OCFS2_MAX_FILENAME_LEN,
-  OCFS2_INODE_SIGNATURE, OCFS2_LINK_MAX, OCFS2_HAS_XATTR_FL, signatureBytes,
+  OCFS2_INODE_SIGNATURE, OCFS2_LINK_MAX, OCFS2_DX_LINK_MAX, OCFS2_HAS_XATTR_FL, signatureBytes,
   S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, OCFS2_FT_DIR,
 } from '../constants';
 import { CHECK_OFFSET } from '../blockcheck';
@@ -21,8 +21,6 @@ import { emptyExtentList } from '../structs/extent';
 import { initDotEntries, fileTypeOfMode, dirHasTrailer, dirBlockArea, initDirTrailer, largestDirHole } from '../structs/dir';
 import { systemFileName, ORPHAN_DIR_SYSTEM_INODE } from '../sysfiles';
 import { readFile } from '../fileio';
-import { decodeDxRoot, DX_ROOT_CHECK_OFFSET } from '../structs/dxdir';
-import { allLeafExtents } from '../extentmap';
 import type { Transaction } from '../txn';
 import type { Volume } from '../volume';
 import { DirOps, type EntryLoc } from './dirops';
@@ -74,8 +72,14 @@ export class Ocfs2Fs {
 
   /** Run one modifying operation: under the lock, as one transaction. */
   async op<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.lock.runExclusive(() => this.rv.tm.run(fn));
+    return this.lock.runExclusive(async () => {
+      // The directory caches follow the transaction: a failed one leaves them as the disk is.
+      try { return await this.rv.tm.run(fn); } catch (e) { this.dirs.rollback(); throw e; } finally { this.dirs.settle(); }
+    });
   }
+
+  /** OCFS2_DX_LINK_MAX on indexed-dirs volumes, else OCFS2_LINK_MAX (ocfs2_link_max). */
+  get linkMax(): number { return this.vol.indexedDirs ? OCFS2_DX_LINK_MAX : OCFS2_LINK_MAX; }
 
   async lookup(dir: number, name: Buffer): Promise<EntryLoc | undefined> {
     return this.dirs.find(dir, name);
@@ -166,7 +170,7 @@ export class Ocfs2Fs {
     return this.op(async (tx) => {
       await this.checkAbsent(dir, name);
       const dh = await this.header(dir);
-      if (linksOf(dh) >= OCFS2_LINK_MAX && !(dh.i_dyn_features & OCFS2_INDEXED_DIR_FL)) throw new PosixError('EMLINK');
+      if (linksOf(dh) >= this.linkMax) throw new PosixError('EMLINK');
       const t = nowTs();
       const ni = await this.newInode(tx, dir, S_IFDIR | (mode & 0o7777), owner, 0, t);
       if (this.vol.inlineData) {
@@ -230,7 +234,7 @@ export class Ocfs2Fs {
     await this.op(async (tx) => {
       const ih = await this.header(ino);
       if (isDirMode(ih.i_mode)) throw new PosixError('EPERM');
-      if (linksOf(ih) >= OCFS2_LINK_MAX) throw new PosixError('EMLINK');
+      if (linksOf(ih) >= this.linkMax) throw new PosixError('EMLINK');
       await this.checkAbsent(dir, name);
       const t = nowTs();
       await patchInode(this.vol, tx, ino, (h) => { addLinks(h, 1); setTime(h, 'c', t); });
@@ -300,7 +304,7 @@ export class Ocfs2Fs {
   private async deleteInode(tx: Transaction, ino: number): Promise<void> {
     await this.data.freeAll(tx, ino);
     await this.xattrs.freeAll(tx, ino);
-    await this.freeDxIndex(tx, ino);
+    await this.dirs.release(tx, ino);
     const t = nowTs();
     const h = await patchInode(this.vol, tx, ino, (h) => {
       h.i_dtime = t.sec;
@@ -309,24 +313,6 @@ export class Ocfs2Fs {
     await this.rv.alloc.freeInode(tx, {
       blkno: ino, suballocSlot: h.i_suballoc_slot, suballocBit: h.i_suballoc_bit, suballocLoc: h.i_suballoc_loc,
     });
-  }
-
-  /** An indexed directory's dx root (and leaf clusters) go with it. */
-  private async freeDxIndex(tx: Transaction, ino: number): Promise<void> {
-    const h = await this.header(ino);
-    if (!(h.i_dyn_features & OCFS2_INDEXED_DIR_FL) || !h.i_dx_root) return;
-    const rbuf = await this.vol.readMetaBlock(h.i_dx_root, DX_ROOT_CHECK_OFFSET);
-    const root = decodeDxRoot(rbuf, h.i_dx_root);
-    if (!root.inline) {
-      for (const e of await allLeafExtents(this.vol, root.list!, h.i_dx_root)) {
-        await this.rv.alloc.freeClusters(tx, { start: e.blkno / this.vol.clusterBlocks, count: e.clusters });
-      }
-    }
-    await this.rv.alloc.freeMetaBlock(tx, {
-      blkno: h.i_dx_root, suballocSlot: root.header.dr_suballoc_slot, suballocBit: root.header.dr_suballoc_bit,
-      suballocLoc: root.header.dr_suballoc_loc,
-    });
-    await patchInode(this.vol, tx, ino, (h) => { h.i_dx_root = 0; h.i_dyn_features &= ~OCFS2_INDEXED_DIR_FL; });
   }
 
   /**
@@ -367,7 +353,7 @@ export class Ocfs2Fs {
         if (dstIsDir) await this.touchDir(tx, ddir, t, -1);
         await this.dropLink(tx, dst.inode, dstIsDir, t, opts.isOpen);
       } else {
-        if (srcIsDir && sdir !== ddir && linksOf(dh) >= OCFS2_LINK_MAX && !(dh.i_dyn_features & OCFS2_INDEXED_DIR_FL)) throw new PosixError('EMLINK');
+        if (srcIsDir && sdir !== ddir && linksOf(dh) >= this.linkMax) throw new PosixError('EMLINK');
         await this.dirs.add(tx, ddir, { inode: src.inode, fileType: fileTypeOfMode(sh.i_mode), name: dname });
       }
       // The source entry may have moved if the same directory grew: look it up again.
