@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const SBIN = '/usr/sbin:/sbin:/usr/bin:/bin';
-const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:${SBIN}` };
+// Without tap's loader hooks (NODE_OPTIONS): they reject tools/mkfs.ocfs2's ".ocfs2" "extension".
+const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${process.env.PATH ?? ''}:${SBIN}` };
+delete env.NODE_OPTIONS;
 
 export interface Case {
   name: string;
