@@ -35,7 +35,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, ChildProcess } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
-import { NetNs, tapUnavailable, attachLoop, detachLoop } from './lib/netns';
+import { NetNs, tapUnavailable, attachLoop, detachLoop, spawnNodeIn } from './lib/netns';
 import { NodeProc, nodeArgsFor, cliScript, REPO, until } from './o2net-harness';
 import type { StackStatus } from '../src/cluster/stack';
 
@@ -94,7 +94,7 @@ exit $rc
 
 t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t) => {
   if (!fs.existsSync(path.join(KH_HOME, 'kh-common.sh'))) {
-    t.skip(`kernel harness not found at ${KH_HOME} (set KH_HOME): interop not checked`);
+    t.plan(0, `SKIP: kernel harness not found at ${KH_HOME} (set KH_HOME): kernel interop not checked`);
     return;
   }
   const why = tapUnavailable();
@@ -135,10 +135,7 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   delete env.NODE_OPTIONS;
   const common = ['--cluster-conf', path.join(dir, 'cluster.conf'), '--o2cb-config', path.join(dir, 'o2cb')];
   const ours = [NODES[0], NODES[2]].map((n, i) => {
-    const sock = path.join(dir, `${n.name}.sock`);
-    const argv = ns.exec([process.execPath, ...nodeArgsFor(cliScript()), 'cluster', 'node', ...common,
-      '--node', n.name, '--control-socket', sock, '--device', loops[i]!]);
-    const p = new NodeProc(n.name, spawn(argv[0]!, argv.slice(1), { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] }), sock);
+    const p = spawnNodeIn(ns, { dir, node: n.name, args: ['--device', loops[i]!] });
     procs.push(p);
     return p;
   });

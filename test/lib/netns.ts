@@ -4,8 +4,10 @@
  * exist only inside those namespaces, so nothing touches the host's network.
  * All commands run under `timeout`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { NodeProc, nodeArgsFor, cliScript, REPO } from '../o2net-harness';
 
 export interface CmdResult { status: number; stdout: string; stderr: string }
 
@@ -116,4 +118,18 @@ export function attachLoop(file: string): string {
 
 export function detachLoop(dev: string): void {
   run(['losetup', '-d', dev]);
+}
+
+/**
+ * A `cluster node` process run inside a namespace (`ip netns exec` execs the
+ * program, so the pid is the node's own and SIGTERM reaches it).
+ */
+export function spawnNodeIn(ns: NetNs, o: { dir: string; node: string; args: string[] }): NodeProc {
+  const sock = path.join(o.dir, `${o.node}.sock`);
+  const argv = ns.exec([process.execPath, ...nodeArgsFor(cliScript()), 'cluster', 'node',
+    '--cluster-conf', path.join(o.dir, 'cluster.conf'), '--o2cb-config', path.join(o.dir, 'o2cb'),
+    '--node', o.node, '--control-socket', sock, ...o.args]);
+  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
+  delete env.NODE_OPTIONS;
+  return new NodeProc(o.node, spawn(argv[0]!, argv.slice(1), { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] }), sock);
 }

@@ -1,0 +1,136 @@
+/**
+ * A real network fault: three node processes, each in its own network
+ * namespace, joined by veth pairs to a bridge in a fourth "hub" namespace
+ * (all made and removed by the test; addresses 10.79.0.x exist only inside
+ * them).  They heartbeat on one image (each through its own loop device with
+ * direct I/O) and connect over o2net.  Then node0's cable is pulled at the
+ * hub (`ip link set ... down` on its veth peer): no reset, no FIN, packets
+ * just vanish, so o2net only learns of it from its idle timeout.  Heartbeat
+ * still sees all three nodes on the disk, so connectivity and heartbeat
+ * disagree and o2quo decides.  The test predicts every node's outcome with
+ * makeQuorumDecision (the kernel's o2quo_make_decision) from what each side
+ * can still reach, and checks that exactly the predicted nodes fenced.
+ *
+ * Node0 is the cut one on purpose: it is the lowest-numbered node, which
+ * wins ties in even-sized clusters, but with three heartbeating nodes the
+ * majority rule applies first, so the lowest node is the one that fences.
+ * Then, with node0 dead and two nodes left heartbeating, node2's cable is
+ * pulled: a 1/1 tie, which the rule breaks in favour of the lowest
+ * heartbeating node, so node2 fences and node1 stays.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { makeO2cbImage } from './lib/o2cb-image';
+import { NetNs, netnsUnavailable, vethPair, attachLoop, detachLoop, spawnNodeIn } from './lib/netns';
+import { NodeProc, until } from './o2net-harness';
+import { makeQuorumDecision } from '../src/cluster/quorum';
+import { FENCE_EXIT_CODE } from '../src/cluster/stack';
+
+const INTERVAL = 300;
+const THRESHOLD = 6;
+const IDLE = 3000;
+const KEEPALIVE = 1000;
+const RECONNECT = 500;
+const N = 3;
+const CUT = 0;
+const ip = (i: number): string => `10.79.0.${i + 1}`;
+
+t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
+  const why = netnsUnavailable();
+  if (why) { t.fail(`network namespaces are needed for this test: ${why}`); return; }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2netns-'));
+  const { image } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 64 });
+  let conf = `cluster:\n\tnode_count = ${N}\n\theartbeat_mode = local\n\tname = testclu\n\n`;
+  for (let i = 0; i < N; i++) conf += `node:\n\tip_port = 7777\n\tip_address = ${ip(i)}\n\tnumber = ${i}\n\tname = node${i}\n\tcluster = testclu\n\n`;
+  fs.writeFileSync(path.join(dir, 'cluster.conf'), conf);
+  fs.writeFileSync(path.join(dir, 'o2cb'), `O2CB_HEARTBEAT_THRESHOLD=${THRESHOLD}\nO2CB_IDLE_TIMEOUT_MS=${IDLE}\nO2CB_KEEPALIVE_DELAY_MS=${KEEPALIVE}\nO2CB_RECONNECT_DELAY_MS=${RECONNECT}\n`);
+
+  const spaces: NetNs[] = [];
+  const loops: string[] = [];
+  const procs: NodeProc[] = [];
+  t.teardown(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    for (const l of loops) detachLoop(l);
+    for (const s of spaces) s.delete();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const hub = NetNs.create('hub');
+  spaces.push(hub);
+  hub.addBridge('br0');
+  const nodeNs: NetNs[] = [];
+  for (let i = 0; i < N; i++) {
+    const ns = NetNs.create(`n${i}`);
+    spaces.push(ns);
+    nodeNs.push(ns);
+    vethPair(ns, 'eth0', [`${ip(i)}/24`], hub, `vh${i}`, 'br0');
+    loops.push(attachLoop(image));
+  }
+  for (let i = 0; i < N; i++) {
+    procs.push(spawnNodeIn(nodeNs[i]!, { dir, node: `node${i}`, args: ['--device', loops[i]!, '--heartbeat-interval-ms', String(INTERVAL)] }));
+  }
+  await Promise.all(procs.map((p) => p.ready()));
+  // heartbeat up everywhere, and the full o2net mesh (higher numbers connect to lower ones)
+  for (const p of procs) for (let n = 0; n < N; n++) await p.waitFor(new RegExp(`o2hb: Node ${n} \\(node${n}\\) is up`), 60000);
+  for (let i = 1; i < N; i++) {
+    for (let j = 0; j < i; j++) await procs[i]!.waitFor(new RegExp(`o2net: Connected to node node${j} \\(num ${j}\\) at ${ip(j).replace(/\./g, '\\.')}:7777`), 60000);
+  }
+  t.pass('three namespaces, heartbeat and a full o2net mesh over the bridge');
+
+  // the prediction: everyone still heartbeats (shared disk); node CUT reaches only itself
+  const hb = new Set([0, 1, 2]);
+  const reach = (i: number): Set<number> => (i === CUT ? new Set([i]) : new Set([0, 1, 2].filter((n) => n !== CUT)));
+  const expect = [0, 1, 2].map((i) => makeQuorumDecision({ heartbeating: hb, connected: reach(i), thisNode: i }));
+  t.same(expect.map((d) => d.fence), [true, false, false], 'the kernel rule: the isolated node fences, the connected pair stays');
+
+  const t0 = Date.now();
+  hub.ip('link', 'set', `vh${CUT}`, 'down');
+  t.comment(`pulled node${CUT}'s cable (vh${CUT} down in ${hub.name})`);
+  const deadline = IDLE + (THRESHOLD + 2) * INTERVAL + 30000;
+  const cutProc = procs[CUT]!;
+  const code = await Promise.race([cutProc.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), deadline).unref())]);
+  t.equal(code, FENCE_EXIT_CODE, `node${CUT} fenced itself (exit ${FENCE_EXIT_CODE}) after ${Date.now() - t0} ms`);
+  t.ok(cutProc.lines.some((l) => l.includes(expect[CUT]!.reason)), `node${CUT} logged the kernel rule's reason: "${expect[CUT]!.reason}"`);
+  t.ok(Date.now() - t0 >= IDLE, 'not before the idle timeout noticed the loss');
+  await cutProc.waitFor(/has been idle for/, 1000);
+
+  // the others: lose node0 at o2net, then see its heartbeat stop; nobody else fences
+  for (let i = 0; i < N; i++) {
+    if (i === CUT) continue;
+    const p = procs[i]!;
+    await p.waitFor(new RegExp(`No longer connected to node node${CUT}`), 30000);
+    await p.waitFor(new RegExp(`o2hb: Node ${CUT} \\(node${CUT}\\) is down`), 30000);
+  }
+  // leave room for any late decision
+  await new Promise((r) => setTimeout(r, (THRESHOLD + 3) * INTERVAL));
+  for (let i = 0; i < N; i++) {
+    if (i === CUT) continue;
+    const p = procs[i]!;
+    t.equal(p.exitCode, undefined, `node${i} still runs, as predicted`);
+    t.equal(p.count(/ocfs2-fuse is fencing/), 0, `node${i} did not fence`);
+    // a decision is only taken if the o2net loss was judged before heartbeat
+    // declared node0 dead; when it was, it is the predicted one
+    for (const l of p.lines.filter((x) => x.startsWith('o2quo:'))) t.match(l, /not fencing this node, heartbeating: 3, connected: 2/, `node${i}: ${l}`);
+  }
+  await until(async () => {
+    const st = (await procs[1]!.request({ op: 'status' })).status as { liveNodes: number[]; quorum: { connected: number[] } };
+    return st.liveNodes.join() === '1,2' && st.quorum.connected.join() === '1,2';
+  }, 10000, 'the survivors see each other only');
+  t.pass('survivors: live nodes 1 2, connected 1 2');
+
+  // second fault, now two heartbeating nodes: a tie, broken by the lowest node
+  const hb2 = new Set([1, 2]);
+  const expect2 = [1, 2].map((i) => makeQuorumDecision({ heartbeating: hb2, connected: new Set([i]), thisNode: i }));
+  t.same(expect2.map((d) => d.fence), [false, true], 'the kernel rule for a 1/1 split: the half without the lowest node (1) fences');
+  const t1 = Date.now();
+  hub.ip('link', 'set', 'vh2', 'down');
+  t.comment(`pulled node2's cable (vh2 down in ${hub.name})`);
+  const code2 = await Promise.race([procs[2]!.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), deadline).unref())]);
+  t.equal(code2, FENCE_EXIT_CODE, `node2 fenced itself after ${Date.now() - t1} ms`);
+  t.ok(procs[2]!.lines.some((l) => l.includes(expect2[1]!.reason)), `node2 logged: "${expect2[1]!.reason}"`);
+  await procs[1]!.waitFor(/o2hb: Node 2 \(node2\) is down/, 30000);
+  await new Promise((r) => setTimeout(r, (THRESHOLD + 3) * INTERVAL));
+  t.equal(procs[1]!.exitCode, undefined, 'node1, the lowest, survives');
+  for (const l of procs[1]!.lines.filter((x) => x.startsWith('o2quo:')).slice(1)) t.match(l, /not fencing this node, heartbeating: 2, connected: 1, lowest: 1 \(reachable\)/, `node1: ${l}`);
+});
