@@ -306,13 +306,16 @@ export class Ocfs2Fs {
     await this.xattrs.freeAll(tx, ino);
     await this.dirs.release(tx, ino);
     const t = nowTs();
-    const h = await patchInode(this.vol, tx, ino, (h) => {
-      h.i_dtime = t.sec;
-      h.i_flags &= ~(OCFS2_VALID_FL | OCFS2_ORPHANED_FL);
-    });
+    const { buf, h } = await loadInode(this.vol, ino);
+    h.i_dtime = t.sec;
+    h.i_flags &= ~(OCFS2_VALID_FL | OCFS2_ORPHANED_FL);
+    storeInode(tx, ino, buf, h);
     await this.rv.alloc.freeInode(tx, {
       blkno: ino, suballocSlot: h.i_suballoc_slot, suballocBit: h.i_suballoc_bit, suballocLoc: h.i_suballoc_loc,
     });
+    // freeInode revokes the block (tx.forget); the cleared dinode must still reach the disk, as
+    // ocfs2_remove_inode journals it: a stale VALID inode with a free bit is INODE_ALLOC_REPAIR.
+    storeInode(tx, ino, buf, h);
   }
 
   /**
