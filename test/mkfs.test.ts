@@ -43,12 +43,10 @@ function minimumMiB(bs: number, cs: number, slots: number, level: 'default' | 'm
       throw e;
     }
   };
+  // Not a binary search: validity is not monotonic (512-byte blocks on
+  // 16..128 MiB get journals under the 4 MiB minimum).
   let lo = 1;
-  let hi = 64 * 1024;
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (ok(mid)) hi = mid; else lo = mid + 1;
-  }
+  while (!ok(lo)) lo++;
   return lo;
 }
 

@@ -354,6 +354,11 @@ export function computeGeometry(opts: MkfsOptions, deviceBytes: number, sectorSi
       }
     }
   }
+  // ocfs2_make_journal refuses journals under 4 MiB (mkfs.ocfs2 fails there
+  // too, e.g. 512-byte blocks on 16..128 MiB volumes get 4096-block journals).
+  if (journalBytes < OCFS2_MIN_JOURNAL_SIZE) {
+    throw new MkfsError(`the journal would be ${journalBytes} bytes, under the ${OCFS2_MIN_JOURNAL_SIZE}-byte minimum: use -J size=4M, a larger block size or a different volume size`);
+  }
   const journal64 = opts.journal64 ?? false;
   if (!journal64 && blocks > 0xffffffff) {
     throw new MkfsError('jbd2 can only store block numbers in 32 bits: use -J block64, a larger block size or a smaller device');
