@@ -21,7 +21,8 @@
  * o2hb/livenodes; ours: `cluster status`), the generations each side reports
  * are the ones the other wrote, the kernel logs "o2net: Connected to node
  * ours0" and "o2net: Accepted connection from node ours2" (handshake accepted
- * both ways: version, timeouts), keepalives keep the connections up, the
+ * both ways: version, timeouts), the connections outlive the idle timeout
+ * on keepalives alone (each side parses the other's frames), the
  * kernel's clean heartbeat stop (generation-0 block) is seen by ours at once,
  * and mounted.ocfs2 -f in the guest says "Not mounted" while the kernel only
  * heartbeats (it reads the slot map, which only a mount fills).
@@ -161,6 +162,7 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   const up2 = await orVm(p2.waitFor(upRe, 120000));
   await orVm(p0.waitFor(/o2net: Accepted connection from node kvm1 \(num 1\) at 10\.78\.0\.2:7777/, 120000));
   await orVm(p2.waitFor(/o2net: Connected to node kvm1 \(num 1\) at 10\.78\.0\.2:7777/, 120000));
+  const connectedAt = Date.now();
   stamp('kernel seen by ours');
   const kernelGen = upRe.exec(up0)![1]!;
   t.equal(upRe.exec(up2)![1], kernelGen, 'both of ours read the same kernel generation');
@@ -196,8 +198,12 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   const gen0 = own(p0, 0);
   const gen2 = own(p2, 2);
 
-  // hold the connections over several keepalive periods before the stop
-  await new Promise((r) => setTimeout(r, 3 * KEEPALIVE));
+  // hold the connections past the idle timeout: each side's idle timer only
+  // stays quiet because the other's keepalive frames arrive and parse
+  const hold = connectedAt + IDLE + 2 * KEEPALIVE - Date.now();
+  if (hold > 0) await orVm(new Promise((r) => setTimeout(r, hold)));
+  t.equal(p0.count(/No longer connected to node kvm1|idle for/) + p2.count(/No longer connected to node kvm1|idle for/), 0,
+    `connections to the kernel held for over the idle timeout (${IDLE} ms) on keepalives alone`);
   fs.writeFileSync(path.join(vmdir, 'host-done'), '');
   await orVm(until(() => fs.existsSync(path.join(vmdir, 'hb-stopped')), 120000, 'the kernel stopped its heartbeat'));
   const t0 = Date.now();
