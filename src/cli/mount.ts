@@ -12,10 +12,11 @@ import type { Command } from 'commander';
 import { Volume } from '../libocfs2/volume';
 import { Ocfs2Error } from '../libocfs2/errors';
 import { DEFAULT_CACHE_BYTES } from '../libocfs2/io';
-import { FuseMount } from '../fuse/binding';
+import { FuseMount, displayPath } from '../fuse/binding';
 import { Ocfs2FuseOps } from '../fuse/ops';
 import { Ocfs2RwFuseOps } from '../fuse/rwops';
 import { Ocfs2Fs, openFsVolume } from '../libocfs2/fs';
+import { recoverOrphans } from '../libocfs2/fs/orphans';
 
 export interface MountCliOptions {
   options?: string[];
@@ -79,81 +80,68 @@ export async function runMount(device: string, mountpoint: string, o: MountCliOp
   }
 }
 
+/**
+ * Serve one mount until it is unmounted.  Read-only: the volume opened
+ * read-only (a dirty journal replayed in memory) under Ocfs2FuseOps.
+ * Read-write: the journaled read-write mount (openFsVolume -> rwmount),
+ * orphans left by a crash deleted first (ocfs2_recover_orphans: our slot and
+ * every slot recovered at mount), then Ocfs2Fs under Ocfs2RwFuseOps.
+ */
 async function serve(
   device: string, mountpoint: string, o: MountCliOptions, readOnly: boolean, opts: string[],
   notify: (line: string) => void, readyFd: number | undefined,
 ): Promise<void> {
   const warn = (m: string) => notify(`ocfs2-fuse: warning: ${m}`);
   const cacheBytes = o.cacheMb ? Math.max(1, Number(o.cacheMb)) * 1024 * 1024 : undefined;
-  if (!readOnly) {
-    await serveRw(device, mountpoint, o, opts, notify, readyFd, cacheBytes);
-    return;
+  let ops: Ocfs2FuseOps;
+  let vol: Volume;
+  let close: () => Promise<void>;
+  if (readOnly) {
+    vol = await Volume.open(device, { readOnly, cacheBytes, dirtyJournal: o.dirtyJournal ?? 'overlay', warn });
+    if (!vol.localMount) {
+      warn(`${device} is a cluster-mode volume (cluster "${vol.sb.clusterName}"): mounted read-only without cluster locks; `
+        + 'what you read may be stale if other nodes are writing');
+    }
+    const bitmapProblem = await vol.checkGlobalBitmap();
+    if (bitmapProblem) warn(`global bitmap: ${bitmapProblem.message}; statfs will fail with EIO (run fsck.ocfs2)`);
+    ops = new Ocfs2FuseOps(vol, { readOnly, bitmapProblem });
+    const v = vol;
+    close = () => v.close();
+  } else {
+    // openReadWrite refuses a cluster-mode volume that another live node is heartbeating on.
+    const rv = await openFsVolume(device, { cacheBytes, warn, stopgap: process.env.OCFS2_FUSE_STOPGAP === '1' });
+    vol = rv.vol;
+    const fsops = new Ocfs2Fs(rv);
+    for (const r of await recoverOrphans(fsops, [rv.slot, ...(rv.rw?.orphanSlots ?? [])])) {
+      if (r.found) notify(`ocfs2-fuse: orphan_dir:${String(r.slot).padStart(4, '0')}: deleted ${r.deleted} of ${r.found} orphaned inodes`);
+    }
+    ops = new Ocfs2RwFuseOps(fsops);
+    close = async () => { await fsops.flush(); await rv.close(); };
   }
-  const vol = await Volume.open(device, { readOnly, cacheBytes, dirtyJournal: o.dirtyJournal ?? 'overlay', warn });
-  if (!vol.localMount) {
-    warn(`${device} is a cluster-mode volume (cluster "${vol.sb.clusterName}"): mounted read-only without cluster locks; `
-      + 'what you read may be stale if other nodes are writing');
-  }
-  const bitmapProblem = await vol.checkGlobalBitmap();
-  if (bitmapProblem) warn(`global bitmap: ${bitmapProblem.message}; statfs will fail with EIO (run fsck.ocfs2)`);
-  const ops = new Ocfs2FuseOps(vol, { readOnly, bitmapProblem });
   const fuse = new FuseMount();
   const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
   const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
   if (process.getuid?.() === 0) base.push('allow_other');
   // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.
   if (readOnly) base.push('kernel_cache');
+  const log = (m: string) => ops['log'](m);
   await fuse.mount(mountpoint, ops, {
     readOnly,
     debug: o.debug ?? false,
     options: [...base, ...libfuseOpts.filter((x) => !base.includes(x))],
     onOpError: (op, p, err) => {
       // Corruption is reported once per block/check; ordinary errno results (ENOENT...) are not logged.
-      if (err instanceof Ocfs2Error && err.name !== 'PosixError') ops['log'](`${op} ${p}: ${err.message}`);
-      else if (!(err instanceof Ocfs2Error)) ops['log'](`${op} ${p}: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof Ocfs2Error && err.name !== 'PosixError') log(`${op} ${displayPath(p)}: ${err.message}`);
+      else if (!(err instanceof Ocfs2Error)) log(`${op} ${displayPath(p)}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     },
   });
-  notify(`ocfs2-fuse: mounted ${device} on ${mountpoint} (read-only, ${vol.blockSize}-byte blocks, ${vol.clusterSize}-byte clusters)`);
+  notify(`ocfs2-fuse: mounted ${device} on ${mountpoint} (${readOnly ? 'read-only' : 'read-write'}, ${vol.blockSize}-byte blocks, ${vol.clusterSize}-byte clusters)`);
   if (readyFd !== undefined) {
     notify('ready');
     try { fs.closeSync(readyFd); } catch { /* already closed */ }
   }
   await fuse.waitUnmounted();
-  await vol.close();
-}
-
-/** The read-write mount: Ocfs2Fs over the volume opened for writing, Ocfs2RwFuseOps on top. */
-async function serveRw(
-  device: string, mountpoint: string, o: MountCliOptions, opts: string[],
-  notify: (line: string) => void, readyFd: number | undefined, cacheBytes: number | undefined,
-): Promise<void> {
-  const warn = (m: string) => notify(`ocfs2-fuse: warning: ${m}`);
-  // openReadWrite refuses a cluster-mode volume that another live node is heartbeating on.
-  const rv = await openFsVolume(device, { cacheBytes, warn, stopgap: process.env.OCFS2_FUSE_STOPGAP === '1' });
-  const vol = rv.vol;
-  const fsops = new Ocfs2Fs(rv);
-  const ops = new Ocfs2RwFuseOps(fsops);
-  const fuse = new FuseMount();
-  const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
-  const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
-  if (process.getuid?.() === 0) base.push('allow_other');
-  await fuse.mount(mountpoint, ops, {
-    readOnly: false,
-    debug: o.debug ?? false,
-    options: [...base, ...libfuseOpts.filter((x) => !base.includes(x))],
-    onOpError: (op, p, err) => {
-      if (err instanceof Ocfs2Error && err.name !== 'PosixError') ops['log'](`${op} ${p}: ${err.message}`);
-      else if (!(err instanceof Ocfs2Error)) ops['log'](`${op} ${p}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-    },
-  });
-  notify(`ocfs2-fuse: mounted ${device} on ${mountpoint} (read-write, ${vol.blockSize}-byte blocks, ${vol.clusterSize}-byte clusters)`);
-  if (readyFd !== undefined) {
-    notify('ready');
-    try { fs.closeSync(readyFd); } catch { /* already closed */ }
-  }
-  await fuse.waitUnmounted();
-  await fsops.flush();
-  await rv.close();
+  await close();
 }
 
 /**

@@ -6,7 +6,22 @@
  * Permission checks are the kernel's (`default_permissions`, including the
  * sticky-directory rule); setgid inheritance is done by Ocfs2Fs.  FUSE 2 has
  * no rename flags: renameat2(RENAME_NOREPLACE/EXCHANGE) is refused by the
- * kernel with EINVAL before it reaches us.
+ * kernel with EINVAL before it reaches us.  setuid/setgid are cleared on
+ * write/truncate by a non-CAP_FSETID writer by the kernel itself
+ * (file_remove_privs -> a SETATTR with the new mode), and on chown by
+ * Ocfs2Fs.setattr as notify_change does.
+ *
+ * Open-but-unlinked files: libfuse 2 (without hard_remove) renames an open
+ * file it is asked to unlink (or to rename over) to ".fuse_hiddenXXXXXXXXYYYYYYYY"
+ * in the same directory, and unlinks that name after the last release.
+ * We turn that rename into what the kernel does on unlink: the name goes,
+ * and at zero links the inode moves to our slot's orphan directory
+ * (Ocfs2Fs.unlink with isOpen); the last release deletes it and the final
+ * unlink of the hidden name is a no-op.  The hidden name never exists on
+ * disk, and a crash leaves a proper orphan for the next mount to delete.
+ * (hard_remove itself cannot be used: libfuse then fails every operation on
+ * the open file with ENOENT unless the filesystem sets flag_nullpath_ok,
+ * which the binding does not.)
  */
 import { PosixError } from '../libocfs2/errors';
 import type { Ocfs2Fs, SetAttr } from '../libocfs2/fs';
@@ -33,9 +48,14 @@ function utime(t: UtimeArg): Ts | 'now' | undefined {
 
 interface Handle { ino: number }
 
+/** libfuse's hide_node names: ".fuse_hidden" + node id and a counter, 8 hex digits each. */
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+
 export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
   private readonly rwHandles = new Map<number, Handle>();
   private readonly openCount = new Map<number, number>();
+  /** Hidden path (libfuse's rename of an unlinked open file) -> its inode. */
+  private readonly hidden = new Map<string, number>();
   private nextRwFh = 1;
 
   constructor(readonly fs: Ocfs2Fs, opts: Omit<Ocfs2OpsOptions, 'readOnly'> = {}) {
@@ -54,6 +74,12 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
   protected override async lookupChild(parent: InodeBlock, name: Buffer): Promise<{ inode: number } | undefined> {
     if ((parent.inode.mode & S_IFMT) !== S_IFDIR) throw new PosixError('ENOTDIR');
     return this.fs.lookup(parent.inode.blkno, name);
+  }
+
+  override async resolve(path: string): Promise<InodeBlock> {
+    const h = this.hidden.get(path);
+    if (h !== undefined) return this.fs.vol.readInode(h);
+    return super.resolve(path);
   }
 
   private async ino(path: string): Promise<number> {
@@ -120,9 +146,26 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
 
   async flush(): Promise<void> { /* data and metadata are written at the end of each operation */ }
 
-  async fsync(): Promise<void> { await this.fs.flush(); }
+  /**
+   * fsync commits the journal and flushes the device.  fdatasync only
+   * flushes the data when nothing needed to read it back changed since the
+   * last commit (ocfs2_sync_file: no I_DIRTY_DATASYNC), else it commits too.
+   */
+  async fsync(path: string, datasync: boolean, fh: number): Promise<void> {
+    const dirty = this.fs.data.datasyncDirty;
+    if (datasync) {
+      const ino = await this.inoOf(path, fh);
+      if (!dirty.has(ino)) { await this.fs.vol.dev.flush(); return; }
+    }
+    await this.fullFlush();
+  }
 
-  async fsyncdir(): Promise<void> { await this.fs.flush(); }
+  private async fullFlush(): Promise<void> {
+    this.fs.data.datasyncDirty.clear();
+    await this.fs.flush();
+  }
+
+  async fsyncdir(): Promise<void> { await this.fullFlush(); }
 
   async truncate(path: string, size: number): Promise<void> {
     await this.fs.setattr(await this.ino(path), { size });
@@ -181,6 +224,8 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
   }
 
   async unlink(path: string): Promise<void> {
+    // libfuse removing the hidden name after the last release: the inode is already gone (or still linked elsewhere).
+    if (this.hidden.delete(path)) return;
     const { dir, name } = await this.parentOf(path);
     try {
       await this.fs.unlink(dir, name, { dir: false, isOpen: this.isOpen });
@@ -201,12 +246,32 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
   async rename(from: string, to: string): Promise<void> {
     const s = await this.parentOf(from);
     const d = await this.parentOf(to);
+    if (await this.isHideRename(from, to, s, d)) {
+      // libfuse hiding an open file it was asked to unlink: unlink it as the kernel does (orphan at zero links).
+      try {
+        const ino = await this.fs.unlink(s.dir, s.name, { dir: false, isOpen: this.isOpen });
+        this.hidden.set(to, ino);
+      } finally {
+        this.invalidatePath(from);
+      }
+      return;
+    }
     try {
       await this.fs.rename(s.dir, s.name, d.dir, d.name, { isOpen: this.isOpen });
     } finally {
       this.invalidatePath(from);
       this.invalidatePath(to);
     }
+  }
+
+  /** Is rename(from, to) libfuse's hide_node: same directory, a hidden name that does not exist, an open non-directory source? */
+  private async isHideRename(from: string, to: string, s: { dir: number; name: Buffer }, d: { dir: number; name: Buffer }): Promise<boolean> {
+    if (s.dir !== d.dir || !HIDDEN_NAME.test(d.name.toString('latin1')) || this.hidden.has(to)) return false;
+    const src = await this.fs.lookup(s.dir, s.name);
+    if (!src || !this.isOpen(src.inode)) return false;
+    if ((await this.fs.vol.readInode(src.inode)).inode.mode & S_IFMT & S_IFDIR) return false;
+    void from;
+    return (await this.fs.lookup(d.dir, d.name)) === undefined;
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
@@ -227,5 +292,5 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
     };
   }
 
-  async destroy(): Promise<void> { await this.fs.flush(); }
+  async destroy(): Promise<void> { await this.fullFlush(); }
 }

@@ -21,22 +21,40 @@ import type { RwVolumeLike } from './types';
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 
-/** OCFS2 caps files at 2^44 clusters... and we at Number's exact range; the kernel's s_maxbytes for 4 KiB blocks is 2^44-1 with JBD2's 32-bit block numbers. */
-function maxFileSize(vol: Volume): number {
-  return Math.min(Number.MAX_SAFE_INTEGER, 2 ** 32 * vol.clusterSize - 1);
+/**
+ * The largest file size (ocfs2_max_file_offset on 64-bit hosts: s_maxbytes
+ * = cluster size << 32 minus one cluster, so that i_clusters and an extent
+ * starting at the last offset stay within 32 bits).  Writes at or past it
+ * fail with EFBIG and writes crossing it are cut short, as
+ * generic_write_check_limits; truncate and fallocate past it are EFBIG.
+ */
+export function maxFileSize(vol: Volume): number {
+  return Math.min(Number.MAX_SAFE_INTEGER, 2 ** 32 * vol.clusterSize - vol.clusterSize);
 }
 
 function isInline(h: DinodeHeaderT): boolean { return (h.i_dyn_features & OCFS2_INLINE_DATA_FL) !== 0; }
 
 export class DataOps {
+  /**
+   * Inodes whose metadata needed for reading their data back changed since
+   * the last full flush (size, allocation, unwritten flags, inline data):
+   * fdatasync must commit the journal for these (the kernel's
+   * I_DIRTY_DATASYNC); for the others flushing the data is enough.  The
+   * caller clears it after a full flush.
+   */
+  readonly datasyncDirty = new Set<number>();
+
   constructor(private readonly rv: RwVolumeLike) {}
   private get vol(): Volume { return this.rv.vol; }
 
   /** Write `data` at `pos`; returns the number of bytes written. */
   async write(tx: Transaction, blkno: number, pos: number, data: Buffer): Promise<number> {
     const vol = this.vol;
+    const max = maxFileSize(vol);
+    if (pos < 0) throw new PosixError('EINVAL');
+    if (data.length > 0 && pos >= max) throw new PosixError('EFBIG');
+    if (pos + data.length > max) data = data.subarray(0, max - pos);
     const end = pos + data.length;
-    if (end > maxFileSize(vol)) throw new PosixError('EFBIG');
     let { buf, h } = await loadInode(vol, blkno);
     if (data.length === 0) return 0;
     // An empty extent file on an inline-data volume turns inline on its first write (ocfs2_try_to_write_inline_data).
@@ -46,6 +64,7 @@ export class DataOps {
       writeInlineDataHeader(buf, maxInlineData(vol.blockSize, inlineXattrSize(h)));
     }
     if (isInline(h)) {
+      this.datasyncDirty.add(blkno);
       const { count } = inodeInlineData(buf, blkno);
       if (end <= count) {
         data.copy(buf, INLINE_DATA_OFFSET + pos);
@@ -57,7 +76,7 @@ export class DataOps {
       await this.convertInline(tx, blkno);
       ({ buf, h } = await loadInode(vol, blkno));
     }
-    await this.writeExtents(tx, blkno, pos, data);
+    if (await this.writeExtents(tx, blkno, pos, data) || end > h.i_size) this.datasyncDirty.add(blkno);
     ({ buf, h } = await loadInode(vol, blkno));
     h.i_size = Math.max(h.i_size, end);
     const t = nowTs(); setTime(h, 'm', t); setTime(h, 'c', t);
@@ -103,8 +122,8 @@ export class DataOps {
     return fresh;
   }
 
-  /** Write data into an extent-mapped file (allocating holes, converting unwritten clusters). */
-  private async writeExtents(tx: Transaction, blkno: number, pos: number, data: Buffer): Promise<void> {
+  /** Write data into an extent-mapped file (allocating holes, converting unwritten clusters); true if the mapping changed. */
+  private async writeExtents(tx: Transaction, blkno: number, pos: number, data: Buffer): Promise<boolean> {
     const vol = this.vol;
     const cs = vol.clusterSize;
     const bs = vol.blockSize;
@@ -119,6 +138,7 @@ export class DataOps {
       if (e > s) data.copy(out, s - from, s - pos, e - pos);
       await tx.writeData(pblk, out);
     });
+    let mapped = fresh.length > 0;
     // Everything is mapped now; copy into existing clusters (fresh ones are rewritten harmlessly).
     let p = pos;
     while (p < end) {
@@ -137,6 +157,7 @@ export class DataOps {
         data.copy(out, p - cA * cs, p - pos, extEnd - pos);
         await tx.writeData(extent.blkno + (cA - extent.cpos) * vol.clusterBlocks, out);
         await this.rv.extentTree(blkno).setFlags(tx, cA, cB - cA, 0, OCFS2_EXT_UNWRITTEN);
+        mapped = true;
         p = extEnd;
         continue;
       }
@@ -152,6 +173,7 @@ export class DataOps {
       await tx.writeData(extent.blkno + bA, out);
       p = extEnd;
     }
+    return mapped;
   }
 
   /** Zero [from, to) of the file where it is mapped and written (within one extent-mapped file). */
@@ -202,6 +224,7 @@ export class DataOps {
   /** truncate(2)/ftruncate(2). */
   async truncate(tx: Transaction, blkno: number, size: number): Promise<void> {
     const vol = this.vol;
+    this.datasyncDirty.add(blkno);
     if (size > maxFileSize(vol)) throw new PosixError('EFBIG');
     let { buf, h } = await loadInode(vol, blkno);
     if (isInline(h)) {
@@ -234,6 +257,7 @@ export class DataOps {
   /** fallocate(2): mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE. */
   async fallocate(tx: Transaction, blkno: number, mode: number, offset: number, length: number): Promise<void> {
     const vol = this.vol;
+    this.datasyncDirty.add(blkno);
     if (offset < 0 || length <= 0) throw new PosixError('EINVAL');
     const end = offset + length;
     if (end > maxFileSize(vol)) throw new PosixError('EFBIG');

@@ -286,17 +286,23 @@ export class Ocfs2Fs {
     await this.deleteInode(tx, ino);
   }
 
-  /** Delete an orphaned inode after its last close. */
-  async releaseOrphan(ino: number): Promise<void> {
-    await this.op(async (tx) => {
+  /**
+   * Delete an orphaned inode after its last close (or, with `orphanDir`, one
+   * found in a slot's orphan directory at mount: ocfs2_recover_orphans).
+   * Like ocfs2_query_inode_wipe, an inode that still has links or lacks
+   * OCFS2_ORPHANED_FL is left alone.  Returns whether it was deleted.
+   */
+  async releaseOrphan(ino: number, orphanDir: number | undefined = this.orphanDir): Promise<boolean> {
+    return this.op(async (tx) => {
       const h = await this.header(ino);
-      if (!(h.i_flags & OCFS2_ORPHANED_FL) || linksOf(h) > 0 || this.orphanDir === undefined) return;
-      const loc = await this.dirs.find(this.orphanDir, orphanName(ino));
+      if (!(h.i_flags & OCFS2_VALID_FL) || !(h.i_flags & OCFS2_ORPHANED_FL) || linksOf(h) > 0 || orphanDir === undefined) return false;
+      const loc = await this.dirs.find(orphanDir, orphanName(ino));
       if (loc) {
-        await this.dirs.remove(tx, this.orphanDir, loc);
-        await this.touchDir(tx, this.orphanDir, nowTs(), isDirMode(h.i_mode) ? -1 : 0);
+        await this.dirs.remove(tx, orphanDir, loc);
+        await this.touchDir(tx, orphanDir, nowTs(), isDirMode(h.i_mode) ? -1 : 0);
       }
       await this.deleteInode(tx, ino);
+      return true;
     });
   }
 
