@@ -6,6 +6,8 @@
  *   ours0  num 0  10.78.0.1   our process, loop device (direct I/O) over the image
  *   kvm1   num 1  10.78.0.2   the kernel in qemu, image attached with cache=none
  *   ours2  num 2  10.78.0.3   our process, another loop device
+ *   ours3  num 3  10.78.0.4   our process with a 1500 ms keepalive delay:
+ *                             heartbeats, but its handshake is refused
  *
  * The VM's eth0 is a tap device inside a network namespace made by the test;
  * our nodes run inside that namespace on the tap's addresses, so every side
@@ -47,7 +49,10 @@ const NODES = [
   { name: 'ours0', num: 0, ip: '10.78.0.1' },
   { name: 'kvm1', num: 1, ip: '10.78.0.2' },
   { name: 'ours2', num: 2, ip: '10.78.0.3' },
+  { name: 'ours3', num: 3, ip: '10.78.0.4' },
 ] as const;
+/** ours3 runs with this keepalive delay instead of KEEPALIVE: its handshake must be refused. */
+const BAD_KEEPALIVE = 1500;
 // the o2cb defaults; the kernel's heartbeat period is fixed at 2000 ms
 const THRESHOLD = 31;
 const IDLE = 30000;
@@ -74,6 +79,8 @@ kh_wait_dmesg 'Node 0 \\(id 0x[0-9a-f]+\\) joined my region' 120 || rc=1
 kh_wait_dmesg 'Node 2 \\(id 0x[0-9a-f]+\\) joined my region' 120 || rc=1
 kh_wait_dmesg 'o2net: Connected to node ours0 ' 120 || rc=1
 kh_wait_dmesg 'o2net: Accepted connection from node ours2 ' 120 || rc=1
+kh_wait_dmesg 'Node 3 \\(id 0x[0-9a-f]+\\) joined my region' 120 || rc=1
+kh_wait_dmesg 'node ours3 .* uses a keepalive delay of ${BAD_KEEPALIVE} ms, but we use ${KEEPALIVE} ms locally' 120 || rc=1
 echo "KH livenodes: $(cat /sys/kernel/debug/o2hb/livenodes)"
 for f in /sys/kernel/debug/o2hb/*/livenodes; do echo "KH region livenodes: $(cat $f)"; done
 for a in dead_threshold; do echo "KH configfs heartbeat/$a: $(cat /sys/kernel/config/cluster/${CLUSTER}/heartbeat/$a)"; done
@@ -93,7 +100,7 @@ exit $rc
 `;
 }
 
-t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t) => {
+t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake', async (t) => {
   if (!fs.existsSync(path.join(KH_HOME, 'kh-common.sh'))) {
     t.plan(0, `SKIP: kernel harness not found at ${KH_HOME} (set KH_HOME): kernel interop not checked`);
     return;
@@ -129,8 +136,8 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
     stamp('teardown: done');
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  ns.addTap('o2ktap', [`${NODES[0].ip}/24`, `${NODES[2].ip}/24`]);
-  loops.push(attachLoop(image), attachLoop(image));
+  ns.addTap('o2ktap', [`${NODES[0].ip}/24`, `${NODES[2].ip}/24`, `${NODES[3].ip}/24`]);
+  loops.push(attachLoop(image), attachLoop(image), attachLoop(image));
 
   const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
   delete env.NODE_OPTIONS;
@@ -141,6 +148,12 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
     return p;
   });
   const [p0, p2] = ours as [NodeProc, NodeProc];
+  // a node whose handshake differs in the keepalive delay only: refused both
+  // ways, which shows the field sits where the kernel reads it (a swap with
+  // the reconnect delay, which nobody compares, would pass unnoticed)
+  const p3 = spawnNodeIn(ns, { dir, node: 'ours3', args: ['--device', loops[2]!, '--keepalive-delay-ms', String(BAD_KEEPALIVE)] });
+  procs.push(p3);
+  await p3.ready();
   await Promise.all(ours.map((p) => p.ready()));
   await p0.waitFor(/o2net: Accepted connection from node ours2/, 60000);
   stamp('our nodes up');
@@ -185,9 +198,9 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   const s2 = await status(p2, 'ours2');
   t.comment(s0.text);
   for (const s of [s0, s2]) {
-    t.match(s.text, /Live nodes: 0 \(ours0\), 1 \(kvm1\), 2 \(ours2\)/, 'status lists the kernel node live');
-    t.same(s.json.liveNodes, [0, 1, 2]);
-    t.same(s.json.quorum.connected, [0, 1, 2], 'connected to every node');
+    t.match(s.text, /Live nodes: 0 \(ours0\), 1 \(kvm1\), 2 \(ours2\), 3 \(ours3\)/, 'status lists the kernel node live');
+    t.same(s.json.liveNodes, [0, 1, 2, 3], 'ours3 heartbeats too');
+    t.same(s.json.quorum.connected, [0, 1, 2], 'connected to every node but the mismatched ours3');
     t.equal(s.json.regions[0]?.region, uuid);
   }
   t.match(s0.text, /node kvm1 \(num 1\) at 10\.78\.0\.2:7777: connected, accepted from it/, 'ours0 accepted the kernel');
@@ -220,8 +233,8 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   if (rc !== 0) t.comment(vmOut);
   const out = fs.readFileSync(path.join(vmdir, 'out.log'), 'utf8');
   const dmesg = fs.readFileSync(path.join(vmdir, 'dmesg.log'), 'utf8');
-  t.match(out, /KH livenodes: 0 1 2\b/, 'kernel debugfs o2hb/livenodes: 0 1 2');
-  t.match(out, /KH region livenodes: 0 1 2\b/, 'and in the region');
+  t.match(out, /KH livenodes: 0 1 2 3\b/, 'kernel debugfs o2hb/livenodes: 0 1 2 3');
+  t.match(out, /KH region livenodes: 0 1 2 3\b/, 'and in the region');
   t.match(out, new RegExp(`KH configfs heartbeat/dead_threshold: ${THRESHOLD}`));
   t.match(out, /KH mounted: \/dev\/vda\s+o2cb\s+kclu\s+Not mounted/, 'mounted.ocfs2 -f: heartbeat alone is "Not mounted" on the kernel too');
   t.match(dmesg, new RegExp(`Node 0 \\(id 0x${gen0}\\) joined my region`), `kernel: node 0 joined with our generation ${gen0}`);
@@ -229,6 +242,11 @@ t.test('a kernel node and two of ours: heartbeat and o2net both ways', async (t)
   t.match(dmesg, new RegExp(`Node 1 \\(id 0x${kernelGen}\\) joined my region`), 'the generation we read is the kernel\'s own');
   t.match(dmesg, /o2net: Connected to node ours0 \(num 0\) at 10\.78\.0\.1:7777/, 'kernel connected to ours0 (handshake accepted)');
   t.match(dmesg, /o2net: Accepted connection from node ours2 \(num 2\) at 10\.78\.0\.3:7777/, 'kernel accepted ours2 (handshake accepted)');
-  t.notMatch(dmesg, /Disconnecting|has a dead count of|bad crc|Another node is heartbeating/, 'no handshake, dead count, checksum or slot complaints');
-  for (const p of ours) t.equal(p.count(/Disconnecting|fencing/), 0, `${p.name}: no refusal, no fencing`);
+  t.match(dmesg, new RegExp(`o2net: node ours3 \\(num 3\\) at 10\\.78\\.0\\.4:7777 uses a keepalive delay of ${BAD_KEEPALIVE} ms, but we use ${KEEPALIVE} ms locally\\. Disconnecting\\.`),
+    'the kernel refused ours3\'s handshake, naming the keepalive delay it read from it');
+  t.ok(p3.lines.some((l) => new RegExp(`node kvm1 \\(num 1\\) at 10\\.78\\.0\\.2:7777 uses a keepalive delay of ${KEEPALIVE} ms, but we use ${BAD_KEEPALIVE} ms locally`).test(l)),
+    'ours3 refused the kernel\'s handshake the same way');
+  const others = (l: string): boolean => !/ours3/.test(l);
+  t.notOk(dmesg.split('\n').some((l) => others(l) && /Disconnecting|has a dead count of|bad crc|Another node is heartbeating/.test(l)), 'no other handshake, dead count, checksum or slot complaints');
+  for (const p of ours) t.equal(p.lines.filter((l) => others(l) && /Disconnecting|fencing/.test(l)).length, 0, `${p.name}: no refusal other than ours3, no fencing`);
 });
