@@ -262,6 +262,8 @@ export class DataOps {
     const end = offset + length;
     if (end > maxFileSize(vol)) throw new PosixError('EFBIG');
     if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) throw new PosixError('EOPNOTSUPP');
+    // ocfs2_fallocate: every mode needs the unwritten-extents feature.
+    if (!(vol.sb.roCompat & OCFS2_FEATURE_RO_COMPAT_UNWRITTEN)) throw new PosixError('EOPNOTSUPP');
     let { h } = await loadInode(vol, blkno);
     if (mode & FALLOC_FL_PUNCH_HOLE) {
       if (!(mode & FALLOC_FL_KEEP_SIZE)) throw new PosixError('EOPNOTSUPP');
@@ -286,17 +288,19 @@ export class DataOps {
       if (isInline(h)) {
         if (end <= inodeInlineData((await loadInode(vol, blkno)).buf, blkno).count) {
           // Fits inline: nothing to allocate.
-          if (!(mode & FALLOC_FL_KEEP_SIZE) && end > h.i_size) {
-            const l = await loadInode(vol, blkno); l.h.i_size = end; storeInode(tx, blkno, l.buf, l.h);
-          }
+          const l = await loadInode(vol, blkno);
+          if (!(mode & FALLOC_FL_KEEP_SIZE) && end > l.h.i_size) l.h.i_size = end;
+          const t = nowTs(); setTime(l.h, 'c', t); setTime(l.h, 'm', t);
+          storeInode(tx, blkno, l.buf, l.h);
           return;
         }
         await this.convertInline(tx, blkno);
       }
-      const unwritten = (vol.sb.roCompat & OCFS2_FEATURE_RO_COMPAT_UNWRITTEN) !== 0;
+      // ocfs2_allocate_unwritten_extents: holes in the range become unwritten extents, also past
+      // i_size with KEEP_SIZE (i_clusters grows, i_size stays: what fsck.ocfs2 1.8.7 calls INODE_SPARSE_SIZE
+      // on the kernel's own files too).
       const c0 = Math.floor(offset / vol.clusterSize); const c1 = Math.ceil(end / vol.clusterSize);
-      await this.allocate(tx, blkno, c0, c1 - c0, unwritten, unwritten ? undefined
-        : async (_c, n, pblk) => { await tx.writeData(pblk, Buffer.alloc(n * vol.clusterSize)); });
+      await this.allocate(tx, blkno, c0, c1 - c0, true);
       ({ h } = await loadInode(vol, blkno));
       if (!(mode & FALLOC_FL_KEEP_SIZE) && end > h.i_size) {
         const l = await loadInode(vol, blkno); l.h.i_size = end;
@@ -304,9 +308,9 @@ export class DataOps {
         storeInode(tx, blkno, l.buf, l.h);
       }
     }
+    // __ocfs2_change_file_space: ctime and mtime, whatever the mode.
     const l = await loadInode(vol, blkno);
-    setTime(l.h, 'c', nowTs());
-    if (mode & FALLOC_FL_PUNCH_HOLE) setTime(l.h, 'm', nowTs());
+    const t = nowTs(); setTime(l.h, 'c', t); setTime(l.h, 'm', t);
     storeInode(tx, blkno, l.buf, l.h);
   }
 
