@@ -139,8 +139,15 @@ export function checkJournalSuperblock(r: JournalReader, raw: Buffer): JournalGe
     const c = superblockChecksum(raw);
     if (c !== sb.s_checksum) throw corrupt(r, 0, 'superblock checksum', `stored 0x${sb.s_checksum.toString(16)}, computed 0x${c.toString(16)}`);
   }
-  if (sb.s_start !== 0 && (sb.s_start < sb.s_first || sb.s_start >= sb.s_maxlen)) {
+  if (sb.s_start !== 0 && sb.s_start >= sb.s_maxlen) {
     throw corrupt(r, 0, 'superblock s_start', `${sb.s_start} outside the log ${sb.s_first}..${sb.s_maxlen - 1}`);
+  }
+  if (sb.s_start !== 0 && sb.s_start < sb.s_first) {
+    // mkfs.ocfs2 writes s_start = 1 into every new journal, also on 512-byte
+    // blocks where the 1 KiB superblock makes s_first 2.  jbd2 does not check
+    // s_start: its scan reads block 1 (the superblock's second half), finds no
+    // header magic and recovers nothing.  Same result: an empty log.
+    sb.s_start = 0;
   }
   return {
     sb, raw, features: f, blockSize: r.blockSize, first: sb.s_first, last: sb.s_maxlen,
