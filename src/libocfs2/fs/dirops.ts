@@ -27,7 +27,7 @@
  * the kernel does).
  */
 import { Ocfs2CorruptError, PosixError } from '../errors';
-import { OCFS2_INLINE_DATA_FL, OCFS2_INDEXED_DIR_FL } from '../constants';
+import { OCFS2_INLINE_DATA_FL, OCFS2_INDEXED_DIR_FL, OCFS2_DIR_TRAILER_SIGNATURE, hasSignature } from '../constants';
 import {
   DinodeHeader, INLINE_DATA_OFFSET, inodeExtentList, inodeInlineData, writeInodeExtentList,
   extentRecsPerInode, inlineXattrSize, type DinodeHeaderT,
@@ -95,6 +95,99 @@ function inlineArea(buf: Buffer, blkno: number, h: DinodeHeaderT): DirArea {
 
 const T_FREE_REC = DirBlockTrailer.offsetOf('db_free_rec_len');
 const T_FREE_NEXT = DirBlockTrailer.offsetOf('db_free_next');
+
+/* ---- lean in-place walks of one dirent area (hot: every insert and remove) -------------------- */
+
+const DE_INODE = DirEntryHeader.offsetOf('inode');
+const DE_REC_LEN = DirEntryHeader.offsetOf('rec_len');
+const DE_NAME_LEN = DirEntryHeader.offsetOf('name_len');
+const DE_FILE_TYPE = DirEntryHeader.offsetOf('file_type');
+const DE_NAME = DirEntryHeader.size;
+const MIN_REC = dirRecLen(1);
+
+/** ocfs2_check_dir_entry for the entry at `rel` of the area [start, start+size). */
+function checkedRecLen(buf: Buffer, start: number, size: number, rel: number, blkno: number): number {
+  const at = start + rel;
+  if (rel + DE_NAME > size) throw new Ocfs2CorruptError(blkno, 'directory entry header crosses the end of the area', `offset=${rel}`);
+  const rlen = buf.readUInt16LE(at + DE_REC_LEN);
+  const next = rel + rlen;
+  if (rlen < MIN_REC || rlen % 4 !== 0 || rlen < dirRecLen(buf[at + DE_NAME_LEN]!) || next > size
+      || (next > size - MIN_REC && next !== size)) {
+    throw new Ocfs2CorruptError(blkno, 'bad directory entry', `offset=${rel} rec_len=${rlen} name_len=${buf[at + DE_NAME_LEN]}`);
+  }
+  return rlen;
+}
+
+/** ocfs2_figure_dirent_hole of the entry at absolute offset `at`. */
+function holeAt(buf: Buffer, at: number, rlen: number): number {
+  return buf.readBigUInt64LE(at + DE_INODE) === 0n ? rlen : rlen - dirRecLen(buf[at + DE_NAME_LEN]!);
+}
+
+/** ocfs2_find_max_rec_len: the largest hole of the area, 0 when below OCFS2_DIR_MIN_REC_LEN. */
+function maxHole(buf: Buffer, area: DirArea): number {
+  const start = area.start ?? 0;
+  const size = area.size ?? buf.length - start;
+  let best = 0;
+  for (let rel = 0; rel < size;) {
+    const rlen = checkedRecLen(buf, start, size, rel, area.blkno);
+    const h = holeAt(buf, start + rel, rlen);
+    if (h > best) best = h;
+    rel += rlen;
+  }
+  return best >= MIN_REC ? best : 0;
+}
+
+/**
+ * __ocfs2_add_entry on one area: the first entry the new record fits in
+ * (ocfs2_dirent_would_fit) is reused (unused) or split (live).  Returns the
+ * new entry's absolute offset, or undefined when nothing fits.  EEXIST if
+ * the name is met on the way.
+ */
+function addInArea(buf: Buffer, area: DirArea, e: NewDirEntry): number | undefined {
+  const start = area.start ?? 0;
+  const size = area.size ?? buf.length - start;
+  const need = dirRecLen(e.name.length);
+  for (let rel = 0; rel < size;) {
+    const rlen = checkedRecLen(buf, start, size, rel, area.blkno);
+    const at = start + rel;
+    const live = buf.readBigUInt64LE(at + DE_INODE) !== 0n;
+    const nlen = buf[at + DE_NAME_LEN]!;
+    if (live && nlen === e.name.length && buf.compare(e.name, 0, nlen, at + DE_NAME, at + DE_NAME + nlen) === 0) {
+      throw new PosixError('EEXIST');
+    }
+    if (holeAt(buf, at, rlen) >= need) {
+      let to = at;
+      let len = rlen;
+      if (live) {
+        const used = dirRecLen(nlen);
+        buf.writeUInt16LE(used, at + DE_REC_LEN);
+        to = at + used;
+        len = rlen - used;
+      }
+      // Stale bytes of the old record go (the kernel leaves them; readers ignore them).
+      buf.fill(0, to, to + len);
+      buf.writeBigUInt64LE(BigInt(e.inode), to + DE_INODE);
+      buf.writeUInt16LE(len, to + DE_REC_LEN);
+      buf[to + DE_NAME_LEN] = e.name.length;
+      buf[to + DE_FILE_TYPE] = e.fileType;
+      e.name.copy(buf, to + DE_NAME);
+      return to;
+    }
+    rel += rlen;
+  }
+  return undefined;
+}
+
+/** The trailer's free-list fields, after checking signature, db_blkno and db_parent_dinode. */
+function trailerFree(buf: Buffer, bs: number, blkno: number, dir: number): { rec: number; next: number } {
+  const off = dirTrailerOffset(bs);
+  if (!hasSignature(buf, off + DirBlockTrailer.offsetOf('db_signature'), OCFS2_DIR_TRAILER_SIGNATURE)
+      || Number(buf.readBigUInt64LE(off + DirBlockTrailer.offsetOf('db_blkno'))) !== blkno
+      || Number(buf.readBigUInt64LE(off + DirBlockTrailer.offsetOf('db_parent_dinode'))) !== dir) {
+    readDirTrailer(buf, bs, blkno, dir); // throws the precise error
+  }
+  return { rec: buf.readUInt16LE(off + T_FREE_REC), next: Number(buf.readBigUInt64LE(off + T_FREE_NEXT)) };
+}
 
 export class DirOps {
   private readonly linear = new Map<number, LinearIndex>();
@@ -309,7 +402,7 @@ export class DirOps {
       }
       const db = Buffer.from(await this.readBlock(blk, trailer));
       const area = this.area(blk, trailer);
-      const off = insertDirEntry(db, area, e);
+      const off = addInArea(db, area, e);
       if (off === undefined) {
         // The hole map disagrees with the block: rebuild it once.
         if (attempt > 0) throw new Ocfs2CorruptError(blk, 'directory block has no room although its largest hole fits');
@@ -317,7 +410,7 @@ export class DirOps {
         continue;
       }
       this.writeBlock(tx, blk, db, trailer);
-      idx.holes[i] = largestDirHole(db, area);
+      idx.holes[i] = maxHole(db, area);
       if (!idx.names.has(key(e.name))) this.cachedNames++;
       idx.names.set(key(e.name), { blkno: blk, offset: off, inode: e.inode, fileType: e.fileType });
       return;
@@ -339,8 +432,8 @@ export class DirOps {
       if (i < 0) break;
       const b = fl.order[i]!;
       const cand = Buffer.from(await this.readBlock(b, true));
-      const t = readDirTrailer(cand, vol.blockSize, b, dir);
-      if (t.db_free_rec_len === fl.recs[i] && t.db_free_next === (fl.order[i + 1] ?? 0)) { db = cand; break; }
+      const t = trailerFree(cand, vol.blockSize, b, dir);
+      if (t.rec === fl.recs[i] && t.next === (fl.order[i + 1] ?? 0)) { db = cand; break; }
       // The mirror disagrees with the disk: walk the list again.
       this.free.delete(dir);
       fl = await this.freeList(dir, h);
@@ -359,13 +452,13 @@ export class DirOps {
     }
     const blk = fl.order[i]!;
     const area = this.area(blk, true);
-    if (insertDirEntry(db, area, e) === undefined) {
+    if (addInArea(db, area, e) === undefined) {
       this.free.delete(dir);
       throw new Ocfs2CorruptError(blk, 'directory block has no room although db_free_rec_len fits');
     }
     await dxInsert(vol, tx, rootBlk, dir, hash, blk);
     // ocfs2_recalc_free_list
-    const max = largestDirHole(db, area);
+    const max = maxHole(db, area);
     if (max) {
       this.setTrailerFree(db, max);
       fl.recs[i] = max;
@@ -406,7 +499,7 @@ export class DirOps {
     removeDirEntry(db, area, loc.offset);
     this.writeBlock(tx, loc.blkno, db, trailer);
     const i = idx.blocks.indexOf(loc.blkno);
-    if (i >= 0) idx.holes[i] = largestDirHole(db, area); else this.forget(dirBlkno);
+    if (i >= 0) idx.holes[i] = maxHole(db, area); else this.forget(dirBlkno);
     if (idx.names.delete(key(loc.name))) this.cachedNames--;
   }
 
@@ -415,11 +508,10 @@ export class DirOps {
     const vol = this.vol;
     const rootBlk = h.i_dx_root;
     const db = Buffer.from(await this.readBlock(loc.blkno, true));
-    const t = readDirTrailer(db, vol.blockSize, loc.blkno, dir);
-    const join = t.db_free_rec_len === 0;
+    const join = trailerFree(db, vol.blockSize, loc.blkno, dir).rec === 0;
     const area = this.area(loc.blkno, true);
     removeDirEntry(db, area, loc.offset);
-    const max = largestDirHole(db, area);
+    const max = maxHole(db, area);
     const fl = this.free.get(dir);
     if (join) {
       const head = await dxFreeHead(vol, rootBlk, dir);

@@ -28,13 +28,17 @@
  *   dxTruncate(vol, alloc, tx, rootBlk, dir)         frees leaves, dx extent blocks and the root
  */
 import { PosixError, Ocfs2CorruptError } from '../errors';
-import { OCFS2_DX_FLAG_INLINE } from '../constants';
+import {
+  OCFS2_DX_FLAG_INLINE, OCFS2_DX_ROOT_SIGNATURE, OCFS2_DX_LEAF_SIGNATURE, OCFS2_EXTENT_BLOCK_SIGNATURE, hasSignature,
+} from '../constants';
+import { CHECK_OFFSET } from '../blockcheck';
 import {
   decodeDxRoot, encodeDxRoot, newDxRootHeader, decodeDxLeaf, encodeDxLeaf, newDxLeaf, dxEntriesPerRoot, dxRootExtentRecs,
-  compareDxEntries, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET, DX_ROOT_UNION_OFFSET, type DxEntry, type DxLeaf, type DxRoot,
+  compareDxEntries, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET, DX_ROOT_UNION_OFFSET, DX_LEAF_LIST_OFFSET,
+  DxRootBlockHeader, DxLeafHeader, type DxEntry, type DxLeaf, type DxRoot,
 } from '../structs/dxdir';
 import { dirBlockArea, dirBlockCheckOffset, findDirEntry, type DirEntry } from '../structs/dir';
-import { emptyExtentList, type ExtentList } from '../structs/extent';
+import { emptyExtentList, EXTENT_BLOCK_LIST_OFFSET, type ExtentList } from '../structs/extent';
 import { dxNameHash, dxLeafBlockFor, dxHashBlockIndex, hashDependsOnCharSign, type DxHash } from '../dirhash';
 import { findLeafList } from '../extentmap';
 import { ExtentTree, type ExtentRootAccess } from '../extenttree';
@@ -68,6 +72,91 @@ function writeLeaf(vol: Volume, tx: Transaction, leaf: DxLeaf): void {
   const buf = Buffer.alloc(vol.blockSize);
   encodeDxLeaf(leaf, buf);
   tx.writeMeta(leaf.header.dl_blkno, buf, DX_LEAF_CHECK_OFFSET);
+}
+
+/* ---- raw fast paths (hot: every lookup, insert and remove) --------------------------------- */
+
+const R_FLAGS = DxRootBlockHeader.offsetOf('dr_flags');
+const R_NUM = DxRootBlockHeader.offsetOf('dr_num_entries');
+const R_FREE = DxRootBlockHeader.offsetOf('dr_free_blk');
+const R_BLKNO = DxRootBlockHeader.offsetOf('dr_blkno');
+const R_DIR = DxRootBlockHeader.offsetOf('dr_dir_blkno');
+const L_BLKNO = DxLeafHeader.offsetOf('dl_blkno');
+/** Entry list header: de_count at +4, de_num_used at +6, entries at +8. */
+const EL_COUNT = 4;
+const EL_USED = 6;
+const EL_ENTRIES = 8;
+const E_SIZE = 16;
+
+/** The root block (shared cache buffer: copy before changing), checked like ocfs2_validate_dx_root. */
+async function rootBlock(vol: Volume, rootBlk: number, dir: number): Promise<Buffer> {
+  const buf = await vol.readMetaBlock(rootBlk, DX_ROOT_CHECK_OFFSET);
+  if (!hasSignature(buf, 0, OCFS2_DX_ROOT_SIGNATURE)) throw new Ocfs2CorruptError(rootBlk, 'dx root signature');
+  if (Number(buf.readBigUInt64LE(R_BLKNO)) !== rootBlk) throw new Ocfs2CorruptError(rootBlk, 'dx root dr_blkno does not match the block');
+  if (Number(buf.readBigUInt64LE(R_DIR)) !== dir) throw new Ocfs2CorruptError(rootBlk, 'dx root dr_dir_blkno does not match the directory');
+  return buf;
+}
+
+async function leafBlock(vol: Volume, blkno: number): Promise<Buffer> {
+  const buf = await vol.readMetaBlock(blkno, DX_LEAF_CHECK_OFFSET);
+  if (!hasSignature(buf, 0, OCFS2_DX_LEAF_SIGNATURE)) throw new Ocfs2CorruptError(blkno, 'dx leaf signature');
+  if (Number(buf.readBigUInt64LE(L_BLKNO)) !== blkno) throw new Ocfs2CorruptError(blkno, 'dx leaf dl_blkno does not match the block');
+  return buf;
+}
+
+const rootInline = (buf: Buffer): boolean => (buf[R_FLAGS]! & OCFS2_DX_FLAG_INLINE) !== 0;
+
+/** The entry list's (offset, used, count), checked against the block. */
+function listAt(buf: Buffer, off: number, blkno: number): { off: number; used: number; count: number } {
+  const count = buf.readUInt16LE(off + EL_COUNT);
+  const used = buf.readUInt16LE(off + EL_USED);
+  if (used > count || off + EL_ENTRIES + count * E_SIZE > buf.length) {
+    throw new Ocfs2CorruptError(blkno, 'dx entry list de_num_used/de_count out of range', `used ${used} count ${count}`);
+  }
+  return { off, used, count };
+}
+
+/**
+ * ocfs2_dx_dir_lookup on the raw blocks: the leaf block for a hash and the
+ * cpos of its cluster (at each interior level the last record whose cpos is
+ * at most the major hash; in the leaf list likewise, a major past the
+ * record's end taking its last cluster).
+ */
+async function locateRaw(vol: Volume, rootBuf: Buffer, rootBlk: number, hash: DxHash): Promise<{ leafBlk: number; leafCpos: number }> {
+  let buf = rootBuf;
+  let off = DX_ROOT_UNION_OFFSET;
+  let where = rootBlk;
+  for (let level = 0; level < 8; level++) {
+    const depth = buf.readUInt16LE(off);
+    const count = buf.readUInt16LE(off + 2);
+    const n = buf.readUInt16LE(off + 4);
+    if (n === 0 || n > count || off + 16 + n * 16 > buf.length) throw new Ocfs2CorruptError(where, 'dx tree extent list empty or out of range');
+    let pick = 0;
+    for (let i = 0; i < n; i++) { if (buf.readUInt32LE(off + 16 + i * 16) <= hash.major) pick = i; else break; }
+    const r = off + 16 + pick * 16;
+    const cpos = buf.readUInt32LE(r);
+    const blkno = Number(buf.readBigUInt64LE(r + 8));
+    if (depth === 0) {
+      const at = dxLeafBlockFor([{ cpos, clusters: buf.readUInt16LE(r + 4), blkno }], hash, vol.clusterBits, vol.blockBits);
+      if (!at) throw new Ocfs2CorruptError(where, 'dx tree has no record for hash', `major 0x${hash.major.toString(16)}`);
+      return { leafBlk: at.blkno, leafCpos: at.cpos };
+    }
+    const eb = await vol.readMetaBlock(blkno, CHECK_OFFSET.extentBlock);
+    if (!hasSignature(eb, 0, OCFS2_EXTENT_BLOCK_SIGNATURE)) throw new Ocfs2CorruptError(blkno, 'dx tree extent block signature');
+    if (eb.readUInt16LE(EXTENT_BLOCK_LIST_OFFSET) !== depth - 1) throw new Ocfs2CorruptError(blkno, 'extent block depth mismatch');
+    buf = eb;
+    off = EXTENT_BLOCK_LIST_OFFSET;
+    where = blkno;
+  }
+  throw new Ocfs2CorruptError(rootBlk, 'dx tree too deep');
+}
+
+/** The entry list a hash selects: the inline root's, or its leaf's. */
+async function listFor(vol: Volume, rootBuf: Buffer, rootBlk: number, hash: DxHash): Promise<{ buf: Buffer; blkno: number; off: number; used: number; count: number }> {
+  if (rootInline(rootBuf)) return { buf: rootBuf, blkno: rootBlk, ...listAt(rootBuf, DX_ROOT_UNION_OFFSET, rootBlk) };
+  const { leafBlk } = await locateRaw(vol, rootBuf, rootBlk, hash);
+  const buf = await leafBlock(vol, leafBlk);
+  return { buf, blkno: leafBlk, ...listAt(buf, DX_LEAF_LIST_OFFSET, leafBlk) };
 }
 
 /** The dx root's dr_list (and dr_last_eb_blk) as the root of an extent tree. */
@@ -165,25 +254,28 @@ async function locate(vol: Volume, root: DxRoot, rootBlk: number, hash: DxHash):
  * tried with the unsigned-char hash (kernels built with -funsigned-char).
  */
 export async function dxFind(vol: Volume, rootBlk: number, dir: number, name: Buffer): Promise<{ blkno: number; entry: DirEntry } | undefined> {
-  const { root } = await readRoot(vol, rootBlk, dir);
+  const rootBuf = await rootBlock(vol, rootBlk, dir);
   const variants = hashDependsOnCharSign(name) ? [false, true] : [false];
   for (const unsignedChar of variants) {
     const hash = dxHash(vol, name, unsignedChar);
-    const list = root.inline ? root.entries! : (await readLeaf(vol, (await locate(vol, root, rootBlk, hash)).leafBlk)).list;
+    const l = await listFor(vol, rootBuf, rootBlk, hash);
     const tried = new Set<number>();
-    for (const e of list.entries) {
-      if (e.dx_major_hash !== hash.major || e.dx_minor_hash !== hash.minor || tried.has(e.dx_dirent_blk)) continue;
-      tried.add(e.dx_dirent_blk);
-      const db = await vol.readMetaBlock(e.dx_dirent_blk, dirBlockCheckOffset(vol.blockSize));
-      const de = findDirEntry(db, dirBlockArea(e.dx_dirent_blk, vol.blockSize, true), name);
-      if (de) return { blkno: e.dx_dirent_blk, entry: de };
+    for (let i = 0; i < l.used; i++) {
+      const e = l.off + EL_ENTRIES + i * E_SIZE;
+      if (l.buf.readUInt32LE(e) !== hash.major || l.buf.readUInt32LE(e + 4) !== hash.minor) continue;
+      const blk = Number(l.buf.readBigUInt64LE(e + 8));
+      if (tried.has(blk)) continue;
+      tried.add(blk);
+      const db = await vol.readMetaBlock(blk, dirBlockCheckOffset(vol.blockSize));
+      const de = findDirEntry(db, dirBlockArea(blk, vol.blockSize, true), name);
+      if (de) return { blkno: blk, entry: de };
     }
   }
   return undefined;
 }
 
 export async function dxNumEntries(vol: Volume, rootBlk: number, dir: number): Promise<number> {
-  return (await readRoot(vol, rootBlk, dir)).root.header.dr_num_entries;
+  return (await rootBlock(vol, rootBlk, dir)).readUInt32LE(R_NUM);
 }
 
 /** ocfs2_expand_inline_dx_root: the inline entries move to one cluster of leaves at hash 0. */
@@ -260,6 +352,13 @@ async function rebalance(
  * once), or throw ENOSPC as the kernel does.
  */
 export async function dxPrepareInsert(vol: Volume, alloc: FsAllocators, tx: Transaction, rootBlk: number, dir: number, hash: DxHash): Promise<void> {
+  {
+    const rb = await rootBlock(vol, rootBlk, dir);
+    if (rb.readUInt32LE(R_NUM) < DX_ENTRIES_MAX) {
+      const l = await listFor(vol, rb, rootBlk, hash);
+      if (l.used < l.count) return;
+    }
+  }
   let { root } = await readRoot(vol, rootBlk, dir);
   if (root.header.dr_num_entries >= DX_ENTRIES_MAX) throw new PosixError('ENOSPC', 'directory index has the maximum number of entries');
   if (root.inline) {
@@ -279,44 +378,43 @@ export async function dxPrepareInsert(vol: Volume, alloc: FsAllocators, tx: Tran
 
 /** ocfs2_dx_dir_insert: append the entry to its list; dr_num_entries + 1.  dxPrepareInsert made room. */
 export async function dxInsert(vol: Volume, tx: Transaction, rootBlk: number, dir: number, hash: DxHash, direntBlk: number): Promise<void> {
-  const { buf, root } = await readRoot(vol, rootBlk, dir);
-  const e: DxEntry = { dx_major_hash: hash.major, dx_minor_hash: hash.minor, dx_dirent_blk: direntBlk };
-  if (root.inline) {
-    const l = root.entries!;
-    if (l.entries.length >= l.count) throw new PosixError('ENOSPC', 'inline dx root full');
-    l.entries.push(e);
-  } else {
-    const { leafBlk } = await locate(vol, root, rootBlk, hash);
-    const leaf = await readLeaf(vol, leafBlk);
-    if (leaf.list.entries.length >= leaf.list.count) throw new PosixError('ENOSPC', 'dx leaf full');
-    leaf.list.entries.push(e);
-    writeLeaf(vol, tx, leaf);
-  }
-  root.header.dr_num_entries += 1;
-  writeRoot(tx, rootBlk, buf, root);
+  const root = Buffer.from(await rootBlock(vol, rootBlk, dir));
+  const l = await listFor(vol, root, rootBlk, hash);
+  if (l.used >= l.count) throw new PosixError('ENOSPC', 'dx entry list full');
+  const buf = l.blkno === rootBlk ? root : Buffer.from(l.buf);
+  const e = l.off + EL_ENTRIES + l.used * E_SIZE;
+  buf.writeUInt32LE(hash.major, e);
+  buf.writeUInt32LE(hash.minor, e + 4);
+  buf.writeBigUInt64LE(BigInt(direntBlk), e + 8);
+  buf.writeUInt16LE(l.used + 1, l.off + EL_USED);
+  if (buf !== root) tx.writeMeta(l.blkno, buf, DX_LEAF_CHECK_OFFSET);
+  root.writeUInt32LE((root.readUInt32LE(R_NUM) + 1) >>> 0, R_NUM);
+  tx.writeMeta(rootBlk, root, DX_ROOT_CHECK_OFFSET);
 }
 
 /** The dx part of ocfs2_delete_entry_dx: drop the entry (hash, dirent block); dr_num_entries - 1. */
 export async function dxRemove(vol: Volume, tx: Transaction, rootBlk: number, dir: number, name: Buffer, direntBlk: number): Promise<void> {
-  const { buf, root } = await readRoot(vol, rootBlk, dir);
+  const root = Buffer.from(await rootBlock(vol, rootBlk, dir));
   const variants = hashDependsOnCharSign(name) ? [false, true] : [false];
   for (const unsignedChar of variants) {
     const hash = dxHash(vol, name, unsignedChar);
-    const match = (x: DxEntry) => x.dx_major_hash === hash.major && x.dx_minor_hash === hash.minor && x.dx_dirent_blk === direntBlk;
-    if (root.inline) {
-      const i = root.entries!.entries.findIndex(match);
-      if (i < 0) continue;
-      root.entries!.entries.splice(i, 1);
-    } else {
-      const { leafBlk } = await locate(vol, root, rootBlk, hash);
-      const leaf = await readLeaf(vol, leafBlk);
-      const i = leaf.list.entries.findIndex(match);
-      if (i < 0) continue;
-      leaf.list.entries.splice(i, 1);
-      writeLeaf(vol, tx, leaf);
+    const l = await listFor(vol, root, rootBlk, hash);
+    let at = -1;
+    for (let i = 0; i < l.used && at < 0; i++) {
+      const e = l.off + EL_ENTRIES + i * E_SIZE;
+      if (l.buf.readUInt32LE(e) === hash.major && l.buf.readUInt32LE(e + 4) === hash.minor
+          && Number(l.buf.readBigUInt64LE(e + 8)) === direntBlk) at = i;
     }
-    root.header.dr_num_entries = Math.max(0, root.header.dr_num_entries - 1);
-    writeRoot(tx, rootBlk, buf, root);
+    if (at < 0) continue;
+    // ocfs2_dx_list_remove_entry: the rest moves down, the freed slot is zeroed.
+    const buf = l.blkno === rootBlk ? root : Buffer.from(l.buf);
+    const base = l.off + EL_ENTRIES;
+    buf.copy(buf, base + at * E_SIZE, base + (at + 1) * E_SIZE, base + l.used * E_SIZE);
+    buf.fill(0, base + (l.used - 1) * E_SIZE, base + l.used * E_SIZE);
+    buf.writeUInt16LE(l.used - 1, l.off + EL_USED);
+    if (buf !== root) tx.writeMeta(l.blkno, buf, DX_LEAF_CHECK_OFFSET);
+    root.writeUInt32LE(Math.max(0, root.readUInt32LE(R_NUM) - 1), R_NUM);
+    tx.writeMeta(rootBlk, root, DX_ROOT_CHECK_OFFSET);
     return;
   }
   throw new Ocfs2CorruptError(rootBlk, 'dx entry for a name is missing', `dirent block ${direntBlk}`);
@@ -324,13 +422,13 @@ export async function dxRemove(vol: Volume, tx: Transaction, rootBlk: number, di
 
 /** The root's free-list head (dr_free_blk). */
 export async function dxFreeHead(vol: Volume, rootBlk: number, dir: number): Promise<number> {
-  return (await readRoot(vol, rootBlk, dir)).root.header.dr_free_blk;
+  return Number((await rootBlock(vol, rootBlk, dir)).readBigUInt64LE(R_FREE));
 }
 
 export async function dxSetFreeHead(vol: Volume, tx: Transaction, rootBlk: number, dir: number, blk: number): Promise<void> {
-  const { buf, root } = await readRoot(vol, rootBlk, dir);
-  root.header.dr_free_blk = blk;
-  writeRoot(tx, rootBlk, buf, root);
+  const buf = Buffer.from(await rootBlock(vol, rootBlk, dir));
+  buf.writeBigUInt64LE(BigInt(blk), R_FREE);
+  tx.writeMeta(rootBlk, buf, DX_ROOT_CHECK_OFFSET);
 }
 
 /**
