@@ -238,7 +238,7 @@ t.test(`SIGKILL of the daemon at ${ROUNDS} random points; replay keeps every fsy
         fs.writeFileSync(path.join(process.env.RW_CRASH_KEEP, 'logs.txt'), `${killedLog}\n----\n${verifyLog}\n----\n${f.out}`);
       }
       t.fail(`round ${round} (kill after ${delay} ms, ${opName}): ${bad.length} bad files, unmount ${um}, fsck ${f.status}`, {
-        bad: bad.slice(0, 20), fsck: f.out.split('\n').filter((l) => /\[|Skipping|error/i.test(l)).slice(0, 20),
+        bad: bad.slice(0, 20), daemon: verifyLog.split('\n').slice(-30), fsck: f.out.split('\n').filter((l) => /\[|Skipping|error/i.test(l)).slice(0, 20),
       });
       break;
     }

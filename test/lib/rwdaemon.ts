@@ -24,9 +24,11 @@ export interface RwDaemon {
 
 /** Start `ocfs2-fuse -f IMG MNT [extra]` and wait until it reports the mount ready. */
 export async function startRwDaemon(img: string, mnt: string, extra: string[] = [], timeoutMs = 60000): Promise<RwDaemon> {
-  const proc = spawn(process.execPath, [CLI, '-f', ...extra, img, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // RW_DAEMON_ARGS: extra daemon arguments for debugging a test (e.g. -d: libfuse logs every request).
+  const envArgs = (process.env.RW_DAEMON_ARGS ?? '').split(' ').filter((a) => a);
+  const proc = spawn(process.execPath, [CLI, '-f', ...envArgs, ...extra, img, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
   let text = '';
-  proc.stderr!.on('data', (d: Buffer) => { text += d.toString(); if (text.length > 1 << 20) text = text.slice(-(1 << 19)); });
+  proc.stderr!.on('data', (d: Buffer) => { text += d.toString(); if (text.length > 8 << 20) text = text.slice(-(4 << 20)); });
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
   const ready = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
@@ -47,10 +49,25 @@ export async function startRwDaemon(img: string, mnt: string, extra: string[] = 
       detach(mnt);
     },
     async unmount(ms = 120000): Promise<number | string> {
-      spawnSync('timeout', ['20', 'fusermount', '-u', mnt], { stdio: 'ignore' });
+      // fusermount -u fails with EBUSY while something still has a file open: retry a little.
+      let why = '';
+      for (let i = 0; i < 20; i++) {
+        const u = spawnSync('timeout', ['20', 'fusermount', '-u', mnt], { encoding: 'utf8' });
+        if (u.status === 0) { why = ''; break; }
+        why = `fusermount -u: ${u.status} ${u.stderr.trim()}`;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      if (why) text += `\n[test] ${why}\n`;
       const timer = new Promise<string>((r) => setTimeout(() => r('timeout'), ms));
       const r = await Promise.race([exited, timer]);
-      if (r === 'timeout') { proc.kill('SIGKILL'); detach(mnt); }
+      if (r === 'timeout') {
+        // What the stuck daemon holds: is the mount still there, is /dev/fuse still open, where are its threads.
+        const diag = spawnSync('bash', ['-c', `grep -F ' ${mnt} ' /proc/mounts; ls -l /proc/${proc.pid}/fd | grep -c fuse;`
+          + ` for t in /proc/${proc.pid}/task/*; do echo "$(cat $t/comm) $(cat $t/wchan 2>/dev/null) $(awk '{print $3}' $t/stat)"; done | sort | uniq -c`], { encoding: 'utf8' });
+        text += `\n[test] daemon still running ${ms} ms after unmount: SIGKILL; mounts/fuse fds/threads:\n${diag.stdout}\n`;
+        proc.kill('SIGKILL');
+        detach(mnt);
+      }
       return r;
     },
   };
