@@ -76,6 +76,8 @@ export class DataOps {
       await this.convertInline(tx, blkno);
       ({ buf, h } = await loadInode(vol, blkno));
     }
+    // A gap after EOF: zero the rest of EOF's cluster first (see zeroPastEof).
+    if (pos > h.i_size) await this.zeroPastEof(tx, blkno, h.i_size, pos);
     if (await this.writeExtents(tx, blkno, pos, data) || end > h.i_size) this.datasyncDirty.add(blkno);
     ({ buf, h } = await loadInode(vol, blkno));
     h.i_size = Math.max(h.i_size, end);
@@ -176,6 +178,18 @@ export class DataOps {
     return mapped;
   }
 
+  /**
+   * Extending from `eof` to `to`: zero what lies past the old EOF in its
+   * cluster.  It is not always zero on disk: an extending write puts its data
+   * there before the commit that raises i_size (ordered mode), so after a
+   * crash it holds data the file never had (the kernel zeroes it on extension
+   * too, ocfs2_zero_extend).
+   */
+  private async zeroPastEof(tx: Transaction, blkno: number, eof: number, to: number): Promise<void> {
+    const cs = this.vol.clusterSize;
+    await this.zeroRange(tx, blkno, eof, Math.min(to, Math.ceil(eof / cs) * cs));
+  }
+
   /** Zero [from, to) of the file where it is mapped and written (within one extent-mapped file). */
   private async zeroRange(tx: Transaction, blkno: number, from: number, to: number): Promise<void> {
     const vol = this.vol;
@@ -239,6 +253,7 @@ export class DataOps {
       await this.convertInline(tx, blkno);
       ({ buf, h } = await loadInode(vol, blkno));
     }
+    if (size > h.i_size) await this.zeroPastEof(tx, blkno, h.i_size, size);
     if (size < h.i_size || h.i_clusters * vol.clusterSize > size) {
       const keep = Math.ceil(size / vol.clusterSize);
       // Zero the tail of the last kept cluster so a later extension reads zeros.
