@@ -25,7 +25,10 @@
  * ours0" and "o2net: Accepted connection from node ours2" (handshake accepted
  * both ways: version, timeouts), the connections outlive the idle timeout
  * on keepalives alone (each side parses the other's frames), the
- * kernel's clean heartbeat stop (generation-0 block) is seen by ours at once,
+ * kill -9 of ours2 is seen by the kernel as a lost connection at once and a
+ * dead node one dead threshold later, without fencing (o2quo's delay is
+ * longer), the kernel's clean heartbeat stop (generation-0 block) is seen by
+ * ours at once,
  * and mounted.ocfs2 -f in the guest says "Not mounted" while the kernel only
  * heartbeats (it reads the slot map, which only a mount fills).
  *
@@ -53,8 +56,10 @@ const NODES = [
 ] as const;
 /** ours3 runs with this keepalive delay instead of KEEPALIVE: its handshake must be refused. */
 const BAD_KEEPALIVE = 1500;
-// the o2cb defaults; the kernel's heartbeat period is fixed at 2000 ms
-const THRESHOLD = 31;
+// the o2cb defaults but a dead threshold of 7 (14 s, as the harness
+// examples use) so that a death is seen soon; the kernel's heartbeat period is
+// fixed at 2000 ms
+const THRESHOLD = 7;
 const IDLE = 30000;
 const KEEPALIVE = 2000;
 const RECONNECT = 2000;
@@ -87,10 +92,16 @@ for a in dead_threshold; do echo "KH configfs heartbeat/$a: $(cat /sys/kernel/co
 for a in idle_timeout_ms keepalive_delay_ms reconnect_delay_ms; do echo "KH configfs $a: $(cat /sys/kernel/config/cluster/${CLUSTER}/$a)"; done
 echo "KH mounted: $(mounted.ocfs2 -f /dev/vda | tail -n 1)"
 : > kernel-ready
+i=0; while [ ! -e host-killed ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done
+[ -e host-killed ] || { echo "KH host never killed ours2"; rc=1; }
+# connections to ours0 must have survived the whole check (keepalives both ways)
+dmesg | grep -q 'o2net: No longer connected to node ours0' && { echo "KH connection lost early"; rc=1; }
+# ours2 was killed with SIGKILL: o2net sees the socket close, o2hb the silence
+kh_wait_dmesg 'o2net: No longer connected to node ours2 ' 60 || rc=1
+kh_wait_dmesg 'Node 2 left my region' 120 || rc=1
+: > saw-death
 i=0; while [ ! -e host-done ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done
 [ -e host-done ] || { echo "KH host never finished"; rc=1; }
-# connections must have survived the whole check (keepalives both ways)
-dmesg | grep -q 'o2net: No longer connected' && { echo "KH connection lost early"; rc=1; }
 echo off > /sys/fs/o2cb/logmask/HEARTBEAT
 # clean heartbeat stop: the kernel writes its generation-0 block
 rmdir /sys/kernel/config/cluster/${CLUSTER}/heartbeat/$(ls /sys/kernel/config/cluster/${CLUSTER}/heartbeat | grep -E '^[0-9A-F]{32}$') || rc=1
@@ -124,13 +135,23 @@ t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake'
   const stamp = (what: string): void => { if (process.env.O2CB_KERNEL_VERBOSE) t.comment(`+${((Date.now() - T0) / 1000).toFixed(1)} s ${what}`); };
   t.teardown(async () => {
     stamp('teardown');
-    try { fs.writeFileSync(path.join(vmdir, 'host-done'), ''); fs.writeFileSync(path.join(vmdir, 'host-saw-stop'), ''); } catch { /* no VM dir */ }
+    try { for (const f of ['host-killed', 'host-done']) fs.writeFileSync(path.join(vmdir, f), ''); fs.writeFileSync(path.join(vmdir, 'host-saw-stop'), ''); } catch { /* no VM dir */ }
     await Promise.all(procs.map((p) => p.stop()));
     if (vm && vm.exitCode === null && vm.pid) {
       await Promise.race([new Promise((r) => vm!.once('exit', r)), new Promise((r) => setTimeout(r, 20000).unref())]);
       if (vm.exitCode === null) { try { process.kill(-vm.pid, 'SIGKILL'); } catch { /* gone */ } }
     }
     stamp('teardown: processes gone');
+    if (!t.passing()) {
+      // what the guest and our nodes said, for the failure report
+      for (const f of ['out.log', 'dmesg.log']) {
+        try {
+          const txt = fs.readFileSync(path.join(vmdir, f), 'utf8').split('\n').filter((l) => f === 'out.log' || /o2net|o2hb|joined|left my|o2quo/.test(l));
+          t.comment(`guest ${f}:\n${txt.slice(-60).join('\n')}`);
+        } catch { /* not written */ }
+      }
+      for (const p of procs) t.comment(`${p.name}:\n${p.lines.slice(-25).join('\n')}`);
+    }
     for (const l of loops) detachLoop(l);
     ns.delete();
     stamp('teardown: done');
@@ -217,13 +238,25 @@ t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake'
   if (hold > 0) await orVm(new Promise((r) => setTimeout(r, hold)));
   t.equal(p0.count(/No longer connected to node kvm1|idle for/) + p2.count(/No longer connected to node kvm1|idle for/), 0,
     `connections to the kernel held for over the idle timeout (${IDLE} ms) on keepalives alone`);
+
+  // kill -9 ours2: the kernel must see it die by heartbeat after its dead
+  // threshold, and not fence itself over the lost connection (o2quo waits
+  // O2NET_QUORUM_DELAY_MS = (threshold + 2) periods, longer than the death)
+  const tk = Date.now();
+  p2.proc.kill('SIGKILL');
+  await p2.exited;
+  fs.writeFileSync(path.join(vmdir, 'host-killed'), '');
+  await orVm(p0.waitFor(/o2hb: Node 2 \(ours2\) is down/, 120000));
+  const ourDeath = Date.now() - tk;
+  t.ok(ourDeath >= (THRESHOLD - 2) * 2000, `ours0 saw ours2 dead after ${ourDeath} ms (threshold ${THRESHOLD} x 2000 ms)`);
+  await orVm(until(() => fs.existsSync(path.join(vmdir, 'saw-death')), 120000, 'the kernel saw ours2 die'));
   fs.writeFileSync(path.join(vmdir, 'host-done'), '');
   await orVm(until(() => fs.existsSync(path.join(vmdir, 'hb-stopped')), 120000, 'the kernel stopped its heartbeat'));
   const t0 = Date.now();
   await orVm(p0.waitFor(/o2hb: Node 1 \(kvm1\) is down/, 60000));
-  await orVm(p2.waitFor(/o2hb: Node 1 \(kvm1\) is down/, 60000));
+  await orVm(p3.waitFor(/o2hb: Node 1 \(kvm1\) is down/, 60000));
   const dt = Date.now() - t0;
-  t.ok(dt < THRESHOLD * 2000 / 2, `the kernel's clean stop is seen in ${dt} ms, not after the dead threshold`);
+  t.ok(dt < (THRESHOLD - 2) * 2000, `the kernel's clean stop is seen in ${dt} ms, not after the dead threshold`);
   t.ok(p0.lines.some((l) => /Node 1 left my region \(generation changed\)/.test(l)), 'by its generation-0 block');
   fs.writeFileSync(path.join(vmdir, 'host-saw-stop'), '');
 
@@ -236,6 +269,13 @@ t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake'
   t.match(out, /KH livenodes: 0 1 2 3\b/, 'kernel debugfs o2hb/livenodes: 0 1 2 3');
   t.match(out, /KH region livenodes: 0 1 2 3\b/, 'and in the region');
   t.match(out, new RegExp(`KH configfs heartbeat/dead_threshold: ${THRESHOLD}`));
+  // the kernel's view of the kill: connection gone at once, heartbeat death a threshold later
+  const stampOf = (re: RegExp): number => Number(/^\[\s*([\d.]+)\]/.exec(dmesg.split('\n').find((l) => re.test(l)) ?? '')?.[1] ?? NaN);
+  const lost = stampOf(/o2net: No longer connected to node ours2 /);
+  const left = stampOf(/Node 2 left my region/);
+  t.ok(left - lost >= (THRESHOLD - 2) * 2 && left - lost <= (THRESHOLD + 3) * 2,
+    `kernel: ours2's connection lost at ${lost} s, its heartbeat dead at ${left} s (${(left - lost).toFixed(1)} s: the dead threshold)`);
+  t.notMatch(dmesg, /o2quo: fencing|fencing this node/, 'the kernel did not fence');
   t.match(out, /KH mounted: \/dev\/vda\s+o2cb\s+kclu\s+Not mounted/, 'mounted.ocfs2 -f: heartbeat alone is "Not mounted" on the kernel too');
   t.match(dmesg, new RegExp(`Node 0 \\(id 0x${gen0}\\) joined my region`), `kernel: node 0 joined with our generation ${gen0}`);
   t.match(dmesg, new RegExp(`Node 2 \\(id 0x${gen2}\\) joined my region`), `kernel: node 2 joined with our generation ${gen2}`);
@@ -249,4 +289,7 @@ t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake'
   const others = (l: string): boolean => !/ours3/.test(l);
   t.notOk(dmesg.split('\n').some((l) => others(l) && /Disconnecting|has a dead count of|bad crc|Another node is heartbeating/.test(l)), 'no other handshake, dead count, checksum or slot complaints');
   for (const p of ours) t.equal(p.lines.filter((l) => others(l) && /Disconnecting|fencing/.test(l)).length, 0, `${p.name}: no refusal other than ours3, no fencing`);
+  t.equal(p0.exitCode, undefined, 'ours0 kept running through both departures');
+  t.equal(p3.exitCode, undefined, 'ours3, refused by every peer, did not fence: it never lost a valid connection (the kernel\'s rule)');
+  t.equal(p3.count(/^o2quo:/), 0, 'ours3 took no quorum decision');
 });

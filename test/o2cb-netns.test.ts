@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeO2cbImage } from './lib/o2cb-image';
 import { NetNs, netnsUnavailable, vethPair, attachLoop, detachLoop, spawnNodeIn } from './lib/netns';
-import { NodeProc, until } from './o2net-harness';
+import { NodeProc, until, makeNodes, writeCluster, spawnNode } from './o2net-harness';
 import { makeQuorumDecision } from '../src/cluster/quorum';
 import { FENCE_EXIT_CODE } from '../src/cluster/stack';
 
@@ -133,4 +133,36 @@ t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
   await new Promise((r) => setTimeout(r, (THRESHOLD + 3) * INTERVAL));
   t.equal(procs[1]!.exitCode, undefined, 'node1, the lowest, survives');
   for (const l of procs[1]!.lines.filter((x) => x.startsWith('o2quo:')).slice(1)) t.match(l, /not fencing this node, heartbeating: 2, connected: 1, lowest: 1 \(reachable\)/, `node1: ${l}`);
+});
+
+t.test('a node whose handshake every peer refuses does not fence (no valid connection was lost)', async (t) => {
+  // tcp.c o2net_set_nn_state only reports a persistent error to o2quo when a
+  // valid connection went away; a node that never got through keeps its
+  // hold, so no decision is taken.  (Found by the kernel interop test: our
+  // node fenced itself where a kernel node stays up.)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2refused-'));
+  const nodes = await makeNodes(3);
+  writeCluster(dir, nodes, { threshold: 6, idle: 2000, keepalive: 500, reconnect: 300 });
+  const spawnIt = (i: number): NodeProc => spawnNode({ dir, node: `node${i}`, extra: ['--quorum-delay-ms', '1000', ...(i === 2 ? ['--keepalive-delay-ms', '700'] : [])] });
+  const procs: NodeProc[] = [];
+  t.teardown(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  // the static heartbeat raises node-up at once, and a connector gives up
+  // after the idle timeout until the next node-up (as the kernel does): so the
+  // acceptors must listen before node2 starts
+  procs.push(spawnIt(0), spawnIt(1));
+  await Promise.all(procs.map((p) => p.ready()));
+  procs.push(spawnIt(2));
+  await procs[2]!.ready();
+  const [p0, p1, p2] = procs as [NodeProc, NodeProc, NodeProc];
+  await p0.waitFor(/node node2 \(num 2\) .* uses a keepalive delay of 700 ms, but we use 500 ms locally\. Disconnecting\./, 30000);
+  await p2.waitFor(/node node0 \(num 0\) .* uses a keepalive delay of 500 ms, but we use 700 ms locally\. Disconnecting\./, 30000);
+  await p1.waitFor(/Connected to node node0/, 30000);
+  // connect_expired (idle timeout) plus the quorum delay, plus slack
+  await p2.waitFor(/No connection established with node 0 after/, 30000);
+  await new Promise((r) => setTimeout(r, 1000 + 3000));
+  t.equal(p2.exitCode, undefined, 'node2 still runs');
+  for (const p of procs) t.equal(p.count(/^o2quo:|fencing/), 0, `${p.name}: no quorum decision, no fencing`);
 });

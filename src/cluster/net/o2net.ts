@@ -243,7 +243,11 @@ export class O2Net extends EventEmitter {
       for (const f of w) f();
     }
 
-    if (!wasErr && nn.persistentError) {
+    // Only the loss of a connection that was valid is a quorum event (tcp.c
+    // o2net_set_nn_state: "if (was_valid && !was_err && nn->nn_persistent_error)");
+    // a node that never got through (refused handshake, connect expired)
+    // keeps its o2quo hold instead, so no decision and no fence follow.
+    if (wasValid && !wasErr && nn.persistentError) {
       this.opts.quorum?.connErr(nn.num);
       this.clearTimer(nn, 'stillUp');
       nn.stillUp = setTimeout(() => {
