@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
 import { attachLoop, detachLoop, run } from './lib/netns';
-import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO } from './o2net-harness';
+import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO, WAIT_MS } from './o2net-harness';
 import { openReadWrite } from '../src/libocfs2/rwmount';
 
 const INTERVAL = 300;
@@ -82,7 +82,7 @@ t.test('three heartbeating nodes: cluster status and mounted.ocfs2 -f', async (t
     procs.push(spawnNode({ dir, node: `node${i}`, staticHeartbeat: false, extra: ['--device', loops[i]!, '--heartbeat-interval-ms', String(INTERVAL)] }));
   }
   await Promise.all(procs.map((p) => p.ready()));
-  for (const p of procs) for (const n of [0, 1, 2]) await p.waitFor(new RegExp(`o2hb: Node ${n} \\(node${n}\\) is up`), 60000);
+  for (const p of procs) for (const n of [0, 1, 2]) await p.waitFor(new RegExp(`o2hb: Node ${n} \\(node${n}\\) is up`), WAIT_MS);
 
   for (const p of procs) {
     const s = await statusOf(dir, p);

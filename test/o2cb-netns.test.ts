@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeO2cbImage } from './lib/o2cb-image';
 import { NetNs, netnsUnavailable, vethPair, attachLoop, detachLoop, spawnNodeIn } from './lib/netns';
-import { NodeProc, until, makeNodes, writeCluster, spawnNode } from './o2net-harness';
+import { NodeProc, until, makeNodes, writeCluster, spawnNode, startInOrder, WAIT_MS } from './o2net-harness';
 import { makeQuorumDecision } from '../src/cluster/quorum';
 import { FENCE_EXIT_CODE } from '../src/cluster/stack';
 
@@ -72,9 +72,9 @@ t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
   }
   await Promise.all(procs.map((p) => p.ready()));
   // heartbeat up everywhere, and the full o2net mesh (higher numbers connect to lower ones)
-  for (const p of procs) for (let n = 0; n < N; n++) await p.waitFor(new RegExp(`o2hb: Node ${n} \\(node${n}\\) is up`), 60000);
+  for (const p of procs) for (let n = 0; n < N; n++) await p.waitFor(new RegExp(`o2hb: Node ${n} \\(node${n}\\) is up`), WAIT_MS);
   for (let i = 1; i < N; i++) {
-    for (let j = 0; j < i; j++) await procs[i]!.waitFor(new RegExp(`o2net: Connected to node node${j} \\(num ${j}\\) at ${ip(j).replace(/\./g, '\\.')}:7777`), 60000);
+    for (let j = 0; j < i; j++) await procs[i]!.waitFor(new RegExp(`o2net: Connected to node node${j} \\(num ${j}\\) at ${ip(j).replace(/\./g, '\\.')}:7777`), WAIT_MS);
   }
   t.pass('three namespaces, heartbeat and a full o2net mesh over the bridge');
 
@@ -87,7 +87,8 @@ t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
   const t0 = Date.now();
   hub.ip('link', 'set', `vh${CUT}`, 'down');
   t.comment(`pulled node${CUT}'s cable (vh${CUT} down in ${hub.name})`);
-  const deadline = IDLE + (THRESHOLD + 2) * INTERVAL + 30000;
+  // only bounds a hang: the fence takes IDLE + (THRESHOLD + 2) * INTERVAL
+  const deadline = IDLE + (THRESHOLD + 2) * INTERVAL + WAIT_MS;
   const cutProc = procs[CUT]!;
   const code = await Promise.race([cutProc.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), deadline).unref())]);
   t.equal(code, FENCE_EXIT_CODE, `node${CUT} fenced itself (exit ${FENCE_EXIT_CODE}) after ${Date.now() - t0} ms`);
@@ -99,8 +100,8 @@ t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
   for (let i = 0; i < N; i++) {
     if (i === CUT) continue;
     const p = procs[i]!;
-    await p.waitFor(new RegExp(`No longer connected to node node${CUT}`), 30000);
-    await p.waitFor(new RegExp(`o2hb: Node ${CUT} \\(node${CUT}\\) is down`), 30000);
+    await p.waitFor(new RegExp(`No longer connected to node node${CUT}`), WAIT_MS);
+    await p.waitFor(new RegExp(`o2hb: Node ${CUT} \\(node${CUT}\\) is down`), WAIT_MS);
   }
   // leave room for any late decision
   await new Promise((r) => setTimeout(r, (THRESHOLD + 3) * INTERVAL));
@@ -116,7 +117,7 @@ t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
   await until(async () => {
     const st = (await procs[1]!.request({ op: 'status' })).status as { liveNodes: number[]; quorum: { connected: number[] } };
     return st.liveNodes.join() === '1,2' && st.quorum.connected.join() === '1,2';
-  }, 10000, 'the survivors see each other only');
+  }, WAIT_MS, 'the survivors see each other only');
   t.pass('survivors: live nodes 1 2, connected 1 2');
 
   // second fault, now two heartbeating nodes: a tie, broken by the lowest node
@@ -129,7 +130,7 @@ t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
   const code2 = await Promise.race([procs[2]!.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), deadline).unref())]);
   t.equal(code2, FENCE_EXIT_CODE, `node2 fenced itself after ${Date.now() - t1} ms`);
   t.ok(procs[2]!.lines.some((l) => l.includes(expect2[1]!.reason)), `node2 logged: "${expect2[1]!.reason}"`);
-  await procs[1]!.waitFor(/o2hb: Node 2 \(node2\) is down/, 30000);
+  await procs[1]!.waitFor(/o2hb: Node 2 \(node2\) is down/, WAIT_MS);
   await new Promise((r) => setTimeout(r, (THRESHOLD + 3) * INTERVAL));
   t.equal(procs[1]!.exitCode, undefined, 'node1, the lowest, survives');
   for (const l of procs[1]!.lines.filter((x) => x.startsWith('o2quo:')).slice(1)) t.match(l, /not fencing this node, heartbeating: 2, connected: 1, lowest: 1 \(reachable\)/, `node1: ${l}`);
@@ -150,18 +151,16 @@ t.test('a node whose handshake every peer refuses does not fence (no valid conne
     fs.rmSync(dir, { recursive: true, force: true });
   });
   // the static heartbeat raises node-up at once, and a connector gives up
-  // after the idle timeout until the next node-up (as the kernel does): so the
-  // acceptors must listen before node2 starts
-  procs.push(spawnIt(0), spawnIt(1));
-  await Promise.all(procs.map((p) => p.ready()));
-  procs.push(spawnIt(2));
-  await procs[2]!.ready();
+  // after the idle timeout until the next node-up (as the kernel does): so
+  // each acceptor must listen before its connectors start (node1 connects to
+  // node0, node2 to both)
+  await startInOrder(procs, 3, spawnIt);
   const [p0, p1, p2] = procs as [NodeProc, NodeProc, NodeProc];
-  await p0.waitFor(/node node2 \(num 2\) .* uses a keepalive delay of 700 ms, but we use 500 ms locally\. Disconnecting\./, 30000);
-  await p2.waitFor(/node node0 \(num 0\) .* uses a keepalive delay of 500 ms, but we use 700 ms locally\. Disconnecting\./, 30000);
-  await p1.waitFor(/Connected to node node0/, 30000);
+  await p0.waitFor(/node node2 \(num 2\) .* uses a keepalive delay of 700 ms, but we use 500 ms locally\. Disconnecting\./, WAIT_MS);
+  await p2.waitFor(/node node0 \(num 0\) .* uses a keepalive delay of 500 ms, but we use 700 ms locally\. Disconnecting\./, WAIT_MS);
+  await p1.waitFor(/Connected to node node0/, WAIT_MS);
   // connect_expired (idle timeout) plus the quorum delay, plus slack
-  await p2.waitFor(/No connection established with node 0 after/, 30000);
+  await p2.waitFor(/No connection established with node 0 after/, WAIT_MS);
   await new Promise((r) => setTimeout(r, 1000 + 3000));
   t.equal(p2.exitCode, undefined, 'node2 still runs');
   for (const p of procs) t.equal(p.count(/^o2quo:|fencing/), 0, `${p.name}: no quorum decision, no fencing`);

@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import { crc32_le } from '../src/libocfs2/crc32';
 import { TEST_MSG_TYPE, TEST_MSG_KEY } from '../src/cluster/stack';
 import { O2NET_MSG_MAGIC, O2NET_MSG_STATUS_MAGIC, O2NET_MSG_KEEP_REQ_MAGIC, O2NetMsg, encodeFrame, encodeHandshake, FrameReader } from '../src/cluster/net/wire';
-import { makeNodes, writeCluster, spawnNode, NodeProc, handParams, O2cbVals, HNode } from './o2net-harness';
+import { makeNodes, writeCluster, spawnNode, NodeProc, handParams, O2cbVals, HNode, startInOrder, WAIT_MS } from './o2net-harness';
 
 const V: O2cbVals = { threshold: 31, idle: 10000, keepalive: 2000, reconnect: 500 };
 const N = Number(process.env.O2NET_FUZZ_CONNECTIONS ?? 2000);
@@ -76,7 +76,8 @@ function fuzzOnce(to: HNode, data: Buffer): Promise<{ replies: number; closedByN
         for (let f = reader.takeFrame(); f; f = reader.takeFrame()) if (f.hdr.magic === O2NET_MSG_STATUS_MAGIC) replies++;
       } catch { /* not our concern */ }
     });
-    const timer = setTimeout(() => { s.destroy(); resolve({ replies, closedByNode: false }); }, 10000);
+    // only bounds a hang (the node closes at once; a loaded machine may delay it)
+    const timer = setTimeout(() => { s.destroy(); resolve({ replies, closedByNode: false }); }, WAIT_MS);
     s.on('error', () => undefined);
     s.on('close', () => { clearTimeout(timer); resolve({ replies, closedByNode: true }); });
   });
@@ -86,14 +87,14 @@ t.test('malformed frames: dropped and logged, the node stays up', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2fuzz-'));
   const nodes = await makeNodes(3);
   writeCluster(dir, nodes, V);
-  const p0 = spawnNode({ dir, node: 'node0' });
-  const p1 = spawnNode({ dir, node: 'node1' });
+  const procs: NodeProc[] = [];
   t.teardown(async () => {
-    await Promise.all([p0.stop(), p1.stop()]);
+    await Promise.all(procs.map((p) => p.stop()));
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  await Promise.all([p0.ready(), p1.ready()]);
-  await p0.waitFor(/Accepted connection from node node1/, 60000);
+  // static heartbeat: node0 must listen before node1 (its connector) starts
+  const [p0, p1] = await startInOrder(procs, 2, (i) => spawnNode({ dir, node: `node${i}` })) as [NodeProc, NodeProc];
+  await p0.waitFor(/Accepted connection from node node1/, WAIT_MS);
 
   const hs = encodeHandshake(handParams(V));
   const counts = new Map<Kind, number>();

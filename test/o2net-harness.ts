@@ -23,6 +23,13 @@ export const REPO = ((): string => {
 
 export interface HNode { name: string; num: number; ip: string; port: number }
 
+/**
+ * How long the tests wait for an event that takes seconds (a connection, a
+ * death, a fence): generous, because these waits only bound a hang; the
+ * tests' assertions about order and thresholds are separate.
+ */
+export const WAIT_MS = 120000;
+
 /** Ports that were free a moment ago on every address we use. */
 export async function freePorts(n: number): Promise<number[]> {
   const out: number[] = [];
@@ -102,8 +109,12 @@ export class NodeProc {
     }));
   }
 
-  /** Resolves with the first log line (past or future) matching re. */
-  waitFor(re: RegExp, timeoutMs = 15000): Promise<string> {
+  /**
+   * Resolves with the first log line (past or future) matching re.  The
+   * default wait is long: it bounds events that take seconds, and on a loaded
+   * machine (CI runs the whole suite on 2 cores) they can take many more.
+   */
+  waitFor(re: RegExp, timeoutMs = WAIT_MS): Promise<string> {
     const have = this.lines.find((l) => re.test(l));
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
@@ -158,6 +169,37 @@ export function spawnNode(o: SpawnOpts): NodeProc {
   delete env.NODE_OPTIONS;
   const p = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new NodeProc(o.node, p, sock);
+}
+
+/**
+ * Start nodes one after another in ascending node number, each listening
+ * (its "online at" line, printed after o2net listens) before the next one
+ * starts; every process goes into `into` at once, for the caller's teardown.
+ *
+ * Needed with --static-heartbeat: every configured node is "up" from the
+ * start, and a higher-numbered node that cannot reach a lower one within the
+ * idle timeout gives up until the next heartbeat node-up (tcp.c
+ * o2net_start_connect: "stop = nn->nn_sc || (nn->nn_persistent_error &&
+ * (nn->nn_persistent_error != -ENOTCONN || timeout == 0))" once
+ * o2net_connect_expired set -ENOTCONN), which a static heartbeat never
+ * raises.  So an acceptor must listen before its connectors start.
+ */
+export async function startInOrder(into: NodeProc[], count: number, spawnOne: (num: number) => NodeProc): Promise<NodeProc[]> {
+  const out: NodeProc[] = [];
+  for (let i = 0; i < count; i++) {
+    const p = spawnOne(i);
+    into.push(p);
+    out.push(p);
+    await p.ready();
+  }
+  return out;
+}
+
+/** The idle time (ms) a node logged when its idle timer shut a connection down. */
+export function loggedIdleMs(line: string): number {
+  const m = /has been idle for (\d+)\.(\d{3}) secs/.exec(line);
+  if (!m) throw new Error(`not an idle-timeout line: ${line}`);
+  return Number(m[1]) * 1000 + Number(m[2]);
 }
 
 /** Wait until `pred` holds, polling. */

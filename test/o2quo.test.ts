@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeQuorumDecision, O2Quo } from '../src/cluster/quorum';
 import { FENCE_EXIT_CODE } from '../src/cluster/stack';
-import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals } from './o2net-harness';
+import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, startInOrder, WAIT_MS } from './o2net-harness';
 
 const S = (...n: number[]): Set<number> => new Set(n);
 
@@ -89,17 +89,18 @@ async function startCluster(t: { teardown: (fn: () => Promise<void>) => void }, 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2quo-'));
   const nodes = await makeNodes(count);
   writeCluster(dir, nodes, V);
-  const procs = nodes.map((n) => spawnNode({ dir, node: n.name, extra: QD }));
+  const procs: NodeProc[] = [];
   t.teardown(async () => {
     await Promise.all(procs.map((p) => p.stop()));
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  await Promise.all(procs.map((p) => p.ready()));
+  // static heartbeat: acceptors (lower numbers) must listen before their connectors start
+  await startInOrder(procs, count, (i) => spawnNode({ dir, node: nodes[i]!.name, extra: QD }));
   // fully meshed
   for (const p of procs) {
     for (const q of procs) {
       if (q === p) continue;
-      await p.waitFor(new RegExp(`(Connected to|Accepted connection from) node ${q.name} `), 60000);
+      await p.waitFor(new RegExp(`(Connected to|Accepted connection from) node ${q.name} `), WAIT_MS);
     }
   }
   return { procs, dir };
@@ -110,11 +111,11 @@ t.test('process level: one node of three cut off fences, the majority stays', as
   const [p0, p1, p2] = procs as [NodeProc, NodeProc, NodeProc];
   // the fault is injected on node1's side only
   t.equal((await p1.request({ op: 'fault', cut: [0, 2] })).ok, true);
-  const code = await Promise.race([p1.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 60000))]);
+  const code = await Promise.race([p1.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), WAIT_MS).unref())]);
   t.equal(code, FENCE_EXIT_CODE, 'node1 exited with the fence status');
   await p1.waitFor(/fencing this node because it is only connected to 1 nodes and 2 is needed to make a quorum out of 3 heartbeating nodes/);
-  await p0.waitFor(/not fencing this node, heartbeating: 3, connected: 2/, 60000);
-  await p2.waitFor(/not fencing this node, heartbeating: 3, connected: 2/, 60000);
+  await p0.waitFor(/not fencing this node, heartbeating: 3, connected: 2/, WAIT_MS);
+  await p2.waitFor(/not fencing this node, heartbeating: 3, connected: 2/, WAIT_MS);
   t.equal(p0.exitCode, undefined, 'node0 still runs');
   t.equal(p2.exitCode, undefined, 'node2 still runs');
   t.equal(p0.count(/ocfs2-fuse is fencing/), 0);
@@ -126,7 +127,7 @@ t.test('process level: a 2/2 split fences the half without the lowest node', asy
   // cut between {0,1} and {2,3}, injected on the side that will survive
   await p0.request({ op: 'fault', cut: [2, 3] });
   await p1.request({ op: 'fault', cut: [2, 3] });
-  const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 60000));
+  const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), WAIT_MS).unref());
   t.equal(await Promise.race([p2.exited, timeout]), FENCE_EXIT_CODE, 'node2 fenced');
   t.equal(await Promise.race([p3.exited, timeout]), FENCE_EXIT_CODE, 'node3 fenced');
   // whichever of them decided first did so on the tie-break; the other may
@@ -134,8 +135,8 @@ t.test('process level: a 2/2 split fences the half without the lowest node', asy
   // still counts as heartbeating) and fenced on the plain majority rule
   const half = /connected to a half-quorum of 2 out of 4 nodes which doesn't include the lowest active node 0/;
   t.ok(p2.count(half) + p3.count(half) >= 1, 'the tie-break (lowest node 0 unreachable) fenced the {2,3} side');
-  await p0.waitFor(/not fencing this node, heartbeating: 4, connected: 2, lowest: 0 \(reachable\)/, 60000);
-  await p1.waitFor(/not fencing this node, heartbeating: 4, connected: 2, lowest: 0 \(reachable\)/, 60000);
+  await p0.waitFor(/not fencing this node, heartbeating: 4, connected: 2, lowest: 0 \(reachable\)/, WAIT_MS);
+  await p1.waitFor(/not fencing this node, heartbeating: 4, connected: 2, lowest: 0 \(reachable\)/, WAIT_MS);
   t.equal(p0.exitCode, undefined, 'node0 still runs');
   t.equal(p1.exitCode, undefined, 'node1 still runs');
 });
