@@ -56,6 +56,7 @@ mount_fs() {
   fi
 }
 HWM_LOG=$work/hwm
+rm -f "$HWM_LOG".*
 umount_fs() { # phase-name: records the daemon's VmHWM (ours), unmounts, waits for the daemon to finish
   [ -f "/proc/$PID/status" ] && echo "$1 $(status_kb "$PID" VmHWM) $(status_kb "$PID" VmRSS)" >> "$HWM_LOG.$2"
   fusermount -u "$mnt"
