@@ -256,6 +256,30 @@ export class RawPeer {
   destroy(): void { this.sock.destroy(); }
 }
 
+/**
+ * Connect as a configured node and hand-shake until `node` accepts (logs
+ * "Accepted connection from node <as>").  Retried when the node closed the
+ * socket first: an acceptor arms o2net_connect_expired at accept (tcp.c
+ * o2net_accept_one -> o2net_set_nn_state queues nn_connect_expired), so when
+ * this process is stalled for over the idle timeout between its TCP connect
+ * and its handshake (a loaded machine), the node rightly gives up on it.
+ * `sentAt` is taken just before the accepted handshake was written.
+ */
+export async function rawHandshake(fromIp: string, to: HNode, p: LocalHandshakeParams, node: NodeProc, as: string, autoKeepalive = false, tries = 5): Promise<{ raw: RawPeer; sentAt: number }> {
+  const re = new RegExp(`Accepted connection from node ${as} `);
+  for (let i = 1; ; i++) {
+    const before = node.count(re);
+    const raw = await RawPeer.connect(fromIp, to);
+    raw.autoKeepalive = autoKeepalive;
+    const sentAt = Date.now();
+    raw.handshake(p);
+    await until(() => node.count(re) > before || raw.closed, WAIT_MS, `${node.name} accepts ${as}`);
+    if (node.count(re) > before && !raw.closed) return { raw, sentAt };
+    raw.destroy();
+    if (i >= tries) throw new Error(`${node.name} never accepted ${as}; log:\n${node.lines.slice(-30).join('\n')}`);
+  }
+}
+
 export function handParams(v: O2cbVals, hbIntervalMs = 2000): LocalHandshakeParams {
   return { heartbeatTimeoutMs: hbIntervalMs * (v.threshold - 1), idleTimeoutMs: v.idle, keepaliveDelayMs: v.keepalive, reconnectDelayMs: v.reconnect };
 }
