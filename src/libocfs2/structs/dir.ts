@@ -12,9 +12,7 @@
 import { defineStruct } from '../struct';
 import { Ocfs2CorruptError, PosixError } from '../errors';
 import {
-  OCFS2_DIR_TRAILER_SIGNATURE, OCFS2_MAX_FILENAME_LEN, hasSignature, signatureBytes, signatureText,
-  OCFS2_FT_UNKNOWN, OCFS2_FT_REG_FILE, OCFS2_FT_DIR, OCFS2_FT_CHRDEV, OCFS2_FT_BLKDEV, OCFS2_FT_FIFO,
-  OCFS2_FT_SOCK, OCFS2_FT_SYMLINK, S_IFMT, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, S_IFLNK,
+  OCFS2_DIR_TRAILER_SIGNATURE, OCFS2_MAX_FILENAME_LEN, hasSignature, signatureBytes, signatureText, OCFS2_FT_DIR,
 } from '../constants';
 
 /* ---- ocfs2_dir_entry ------------------------------------------------------------------ */
@@ -268,19 +266,8 @@ export function largestDirHole(buf: Buffer, area: DirArea): number {
 
 /* ---- file types ---------------------------------------------------------------------------- */
 
-/** ocfs2_type_by_mode: the dirent file_type for an inode mode. */
-export function fileTypeOfMode(mode: number): number {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return OCFS2_FT_REG_FILE;
-    case S_IFDIR: return OCFS2_FT_DIR;
-    case S_IFCHR: return OCFS2_FT_CHRDEV;
-    case S_IFBLK: return OCFS2_FT_BLKDEV;
-    case S_IFIFO: return OCFS2_FT_FIFO;
-    case S_IFSOCK: return OCFS2_FT_SOCK;
-    case S_IFLNK: return OCFS2_FT_SYMLINK;
-    default: return OCFS2_FT_UNKNOWN;
-  }
-}
+/** ocfs2_type_by_mode, defined once in constants.ts (kept under this name for its callers). */
+export { fileTypeFromMode as fileTypeOfMode } from '../constants';
 
 /* ---- ocfs2_dir_block_trailer -------------------------------------------------------------- */
 
