@@ -124,7 +124,7 @@ async function serve(
   if (process.getuid?.() === 0) base.push('allow_other');
   // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.
   if (readOnly) base.push('kernel_cache');
-  const log = (m: string) => ops['log'](m);
+  const log = (m: string) => ops.log(m);
   await fuse.mount(mountpoint, ops, {
     readOnly,
     debug: o.debug ?? false,

@@ -36,14 +36,15 @@ export interface Ocfs2OpsOptions {
 
 export class Ocfs2FuseOps implements Operations {
   /** path -> inode block number; valid for the mount's lifetime on a read-only mount. */
-  private readonly paths = new LRUCache<string, number>({ max: 200_000 });
+  protected readonly paths = new LRUCache<string, number>({ max: 200_000 });
   private readonly handles = new Map<number, number>();
   private nextFh = 1;
   private readonly warned = new Set<string>();
 
   constructor(private readonly vol: Volume, private readonly opts: Ocfs2OpsOptions) {}
 
-  private log(msg: string): void {
+  /** Log a message once (deduplicated). */
+  log(msg: string): void {
     if (this.warned.has(msg)) return;
     if (this.warned.size < 10_000) this.warned.add(msg);
     (this.opts.log ?? ((m: string) => process.stderr.write(`ocfs2-fuse: ${m}\n`)))(msg);

@@ -64,7 +64,7 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
 
   /** Forget cached path -> inode mappings at and below `path`. */
   protected invalidatePath(path: string): void {
-    const cache = this['paths'];
+    const cache = this.paths;
     cache.delete(path);
     const prefix = path.endsWith('/') ? path : `${path}/`;
     for (const k of [...cache.keys()]) if (k.startsWith(prefix)) cache.delete(k);
