@@ -1411,10 +1411,16 @@ export class DlmDomain extends EventEmitter {
     do {
       const chunk = locks.slice(sent, sent + DLM_MAX_MIGRATABLE_LOCKS);
       sent += chunk.length;
+      // dlm_prepare_lvb_for_migration: in recovery the LVB is the one our PR/EX lock holds
+      let lvb = res.lvb;
+      if (flags & DLM_MRES_RECOVERY) {
+        const mine = res.granted.find((l) => l.node === this.node && l.type >= LkmMode.PR);
+        lvb = mine ? mine.lvb : Buffer.alloc(DLM_LVB_LEN);
+      }
       const hdr = DlmMigratableLockres.encode({
         master: flags & DLM_MRES_RECOVERY ? this.reco.deadNode : this.node, lockname_len: res.name.length, num_locks: chunk.length,
         flags: flags | (sent >= total ? DLM_MRES_ALL_DONE : 0), total_locks: total, mig_cookie: total > DLM_MAX_MIGRATABLE_LOCKS ? cookie : 0n,
-        lockname: nameField(res.name, DLM_LOCKID_NAME_MAX), lvb: res.lvb,
+        lockname: nameField(res.name, DLM_LOCKID_NAME_MAX), lvb,
       });
       const body = Buffer.alloc(chunk.length * DlmMigratableLock.size);
       chunk.forEach(({ lock, list }, i) => DlmMigratableLock.encode({ cookie: lock.cookie, pad1: 0, list, flags: 0, type: lock.type, convert_type: lock.convertType, highest_blocked: lock.highestBlocked, node: lock.node }, body, i * DlmMigratableLock.size));
