@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, startInOrder, nodeArgsFor, cliScript, REPO, until, WAIT_MS } from './o2net-harness';
 import type { TortureResult } from '../src/cluster/dlm/torture';
+import { StackClient } from '../src/cluster/stack';
 import type { DomainStatus } from '../src/cluster/dlm/dlm';
 
 const V: O2cbVals = { threshold: 31, idle: 10000, keepalive: 2000, reconnect: 500 };
@@ -91,13 +92,16 @@ t.test('lock torture between three node processes', async (t) => {
   for (const p of procs) await noWaiters(t, p, 'TORTURE');
 
   // cluster locks (like debugfs.ocfs2 dlm_locks)
-  const hold = await ok(procs[2]!, { op: 'dlm-lock', domain: 'TORTURE', name: 'T000', mode: 'PR', valblk: true });
-  t.ok(hold.id);
   const sock = path.join(dir, 'node0.sock');
+  // a lock held for as long as this control connection stays open
+  const holder = (await StackClient.connect(sock))!;
+  t.teardown(() => holder.close());
+  const hold = await holder.request({ op: 'dlm-lock', domain: 'TORTURE', name: 'HOLD', mode: 'PR', valblk: true });
+  t.ok(hold.ok && hold.id, 'lock held through the control socket');
   const txt = await runCli(['locks', '--cluster-conf', path.join(dir, 'cluster.conf'), '--node', 'node0', '--o2cb-config', path.join(dir, 'o2cb'), '--control-socket', sock]);
   t.equal(txt.code, 0, txt.out);
   t.match(txt.out, /Domain: TORTURE {2}Key: 0x[0-9a-f]{8} {2}Protocol: 1\.3/);
-  t.match(txt.out, /Lockres: T000 {2}Owner: \d/);
+  t.match(txt.out, /Lockres: HOLD {2}Owner: \d+ {2}State: 0x0\n {2}Refmap: \[[ \d]*\]\n {2}LVB: [0-9a-f ]+\n {2}Granted queue:\n {4}Type: PR {2}Convert: IV {2}Node: 0 /);
   const js = await runCli(['locks', '--json', '--cluster-conf', path.join(dir, 'cluster.conf'), '--node', 'node0', '--o2cb-config', path.join(dir, 'o2cb'), '--control-socket', sock]);
   const doms = JSON.parse(js.out) as DomainStatus[];
   t.equal(doms[0]!.name, 'TORTURE');
@@ -119,16 +123,25 @@ t.test('node death during torture: survivors recover, waiters granted, the node 
   // node 2 masters some names and holds EX on one of them; node 0 will wait for it
   await ok(procs[2]!, { op: 'dlm-lock', domain: 'DEATH', name: 'HELD', mode: 'EX', valblk: true });
   const waiter = procs[0]!.request({ op: 'dlm-lock', domain: 'DEATH', name: 'HELD', mode: 'EX', valblk: true });
-  const tort = procs.map((p) => p.request({ op: 'dlm-torture', domain: 'DEATH', names: NAMES, durationMs: TORTURE_MS + 3000, workers: 3, dir: chk }));
+  const tort = procs.map((p) => p.request({ op: 'dlm-torture', domain: 'DEATH', names: NAMES, durationMs: TORTURE_MS + 3000, workers: 3, dir: chk }).catch((e: Error) => ({ ok: false, error: e.message } as Record<string, unknown> & { ok: boolean; error?: string })));
   await new Promise((r) => setTimeout(r, Math.min(3000, TORTURE_MS / 2)));
   procs[2]!.proc.kill('SIGKILL');
   await procs[2]!.exited;
   // heartbeat declares it dead on the survivors
   for (const p of procs.slice(0, 2)) await ok(p, { op: 'hb', node: 2, up: false });
-  const w = await waiter;
+  const w = await Promise.race([waiter, new Promise<null>((r) => setTimeout(() => r(null), 60000))]);
+  if (!w) {
+    for (const p of procs.slice(0, 2)) t.comment(JSON.stringify(((await p.request({ op: 'dlm-locks' })).domains as unknown as DomainStatus[])[0]!.resources.filter((r) => r.name === 'HELD' || r.granted.length + r.converting.length + r.blocked.length > 0)));
+    throw new Error('waiter not granted');
+  }
   t.ok(w.ok, `the waiter on the dead node's EX lock was granted: ${w.error ?? ''}`);
   t.equal(w.lvb, '00'.repeat(64), 'its LVB was invalidated (the dead node held EX)');
-  const [r0, r1] = await Promise.all(tort.slice(0, 2));
+  const both = await Promise.race([Promise.all(tort.slice(0, 2)), new Promise<null>((r) => setTimeout(() => r(null), TORTURE_MS + 90000))]);
+  if (!both) {
+    for (const p of procs.slice(0, 2)) t.comment(`${p.name}: ${JSON.stringify(((await p.request({ op: 'dlm-locks' })).domains as unknown as DomainStatus[])[0]!.resources.filter((r) => r.granted.length + r.converting.length + r.blocked.length > 0 || r.state.length > 0))}`);
+    throw new Error('torture did not finish on the survivors');
+  }
+  const [r0, r1] = both;
   for (const r of [r0!, r1!]) {
     const res = r.result as unknown as TortureResult;
     t.ok(r.ok, r.error ?? '');
@@ -136,7 +149,7 @@ t.test('node death during torture: survivors recover, waiters granted, the node 
     t.same(res.errors, [], `node ${res.node}: no errors`);
     t.ok(res.ops > 10, `node ${res.node}: ${res.ops} ops`);
   }
-  await ok(procs[0]!, { op: 'dlm-unlock', id: w.id });
+  // (the waiter's lock belonged to its control connection, closed by now: released)
   for (const p of procs.slice(0, 2)) await noWaiters(t, p, 'DEATH');
   t.ok(procs[0]!.count(/Recovery Master for the dead node 2|recovery of node 2 done/) + procs[1]!.count(/Recovery Master for the dead node 2|recovery of node 2 done/) > 0, 'a recovery master recovered node 2');
   // every name still works after recovery

@@ -107,6 +107,8 @@ export class DlmLock {
   getLvb = false;
   astPending = false;
   bastPending = false;
+  /** our CREATE_LOCK is on its way: the master may not have it (dlm_lock lock_pending) */
+  createPending = false;
   /** our own lock: wake the waiter of the pending request */
   onAst: ((status: DlmStatus) => void) | null = null;
   onBast: ((m: LockMode) => void) | null = null;
@@ -241,6 +243,7 @@ export class O2Dlm extends EventEmitter {
   private queryJoinHandler(m: IncomingMessage): number {
     if (this.short(m, DlmQueryJoinRequest.size)) return packJoinResponse(JoinCode.DISALLOW);
     const q = DlmQueryJoinRequest.decode(m.payload);
+    if (q.node_idx !== m.from) { this.badMessage(m, `QUERY_JOIN for node ${q.node_idx}`); return packJoinResponse(JoinCode.DISALLOW); }
     if (!this.opts.liveNodes().has(q.node_idx)) {
       this.log(`o2dlm: node ${q.node_idx} queried join but is not in our live map`);
       return packJoinResponse(JoinCode.DISALLOW);
@@ -274,8 +277,9 @@ export class O2Dlm extends EventEmitter {
     const a = DlmAssertJoined.decode(m.payload);
     const dlm = this.domainForJoin(a.domain, a.name_len);
     if (dlm) {
-      if (dlm.joiningNode !== a.node_idx) {
+      if (dlm.joiningNode !== a.node_idx || a.node_idx !== m.from) {
         this.badMessage(m, `ASSERT_JOINED from node ${a.node_idx} but the joining node is ${String(dlm.joiningNode)}`);
+        return 0; // dlm_assert_joined_handler only acts for the joining node
       }
       // Alright, this node has officially joined our domain.
       if (dlm.recoveryMap.size > 0) return -11; // -EAGAIN while recovering
@@ -403,6 +407,8 @@ export class DlmDomain extends EventEmitter {
   readonly domainMap = new Set<number>();
   readonly liveMap = new Set<number>();
   readonly recoveryMap = new Set<number>();
+  /** exit_domain_map: nodes that sent BEGIN_EXIT_DOMAIN (never a migration target) */
+  readonly exitingMap = new Set<number>();
   readonly dlmProto = { ...DLM_PROTOCOL } as { major: number; minor: number };
   readonly fsProto: { major: number; minor: number };
   readonly res = new Map<string, LockRes>();
@@ -432,8 +438,13 @@ export class DlmDomain extends EventEmitter {
   // --------------------------------------------------------------- join
 
   private registerHandlers(): void {
+    // a node outside our domain map (never joined, or dead) cannot change the domain's state
+    const member = (fn: (m: IncomingMessage) => number) => (m: IncomingMessage): number => {
+      if (!this.domainMap.has(m.from)) { this.dlm.badMessage(m, `node ${m.from} is not in domain ${this.name}`); return -22; }
+      return fn(m);
+    };
     const reg = (t: DlmMsg, fn: (m: IncomingMessage) => number, post?: (s: number, m: IncomingMessage) => void): void =>
-      this.dlm.net.registerHandler(t, this.key, DLM_MAX_LEN[t]!, (m) => this.dlm.guard(m, fn), post);
+      this.dlm.net.registerHandler(t, this.key, DLM_MAX_LEN[t]!, (m) => this.dlm.guard(m, member(fn)), post);
     reg(DlmMsg.MASTER_REQUEST, (m) => this.masterRequestHandler(m));
     reg(DlmMsg.ASSERT_MASTER, (m) => this.assertMasterHandler(m));
     reg(DlmMsg.CREATE_LOCK, (m) => this.createLockHandler(m));
@@ -615,6 +626,7 @@ export class DlmDomain extends EventEmitter {
     this.liveMap.delete(n);
     if (n === this.node) return;
     if (this.joiningNode === n) this.joiningNode = null;
+    this.exitingMap.delete(n);
     if (!this.domainMap.has(n)) return;
     this.domainMap.delete(n);
     this.recoveryMap.add(n);
@@ -637,6 +649,7 @@ export class DlmDomain extends EventEmitter {
     if (this.dlm.short(m, DlmExitDomain.size)) return -22;
     const e = DlmExitDomain.decode(m.payload);
     if (e.node_idx !== m.from) { this.dlm.badMessage(m, `EXIT_DOMAIN for node ${e.node_idx}`); return 0; }
+    this.exitingMap.delete(e.node_idx);
     if (this.domainMap.delete(e.node_idx)) this.log(`Node ${e.node_idx} leaves domain ( ${[...this.domainMap].sort((a, b) => a - b).join(' ')} )`);
     for (const r of this.res.values()) { r.refmap.delete(e.node_idx); }
     this.mleNodeDown(e.node_idx);
@@ -647,6 +660,7 @@ export class DlmDomain extends EventEmitter {
     if (this.dlm.short(m, DlmExitDomain.size)) return -22;
     const e = DlmExitDomain.decode(m.payload);
     this.log(`Node ${e.node_idx} is leaving the domain`);
+    this.exitingMap.add(e.node_idx);
     return 0;
   }
 
@@ -957,6 +971,7 @@ export class DlmDomain extends EventEmitter {
   private async lockRemote(res: LockRes, lock: DlmLock, flags: number): Promise<DlmStatus> {
     if (res.state & (RES_RECOVERING | RES_MIGRATING | RES_IN_PROGRESS)) return res.stateStatus();
     res.blocked.push(lock);
+    lock.createPending = true;
     const p = DlmCreateLock.encode({ cookie: lock.cookie, flags: flags >>> 0, pad1: 0, node_idx: this.node, requested_type: lock.type, namelen: res.name.length, name: nameField(res.name) });
     let st: DlmStatus;
     try {
@@ -964,8 +979,10 @@ export class DlmDomain extends EventEmitter {
     } catch (e) {
       if (!isHostDown(e)) throw e;
       st = DlmStatus.RECOVERING;
+      // the lock stays pending (left out of recovery data) until it is reverted below
       await this.waitNodeDeath(res.owner);
     }
+    lock.createPending = false;
     if (st !== DlmStatus.NORMAL && res.blocked.includes(lock)) {
       // dlm_revert_pending_lock
       res.remove(lock);
@@ -1386,7 +1403,8 @@ export class DlmDomain extends EventEmitter {
   private async migrateLockres(res: LockRes): Promise<void> {
     const users = new Set<number>([...res.refmap, ...res.allLocks().map((l) => l.node)]);
     users.delete(this.node);
-    const target = [...users].filter((n) => this.domainMap.has(n)).sort((a, b) => a - b)[0];
+    // dlm_pick_migration_target: a node using it that is not leaving too
+    const target = [...users].filter((n) => this.domainMap.has(n) && !this.exitingMap.has(n)).sort((a, b) => a - b)[0];
     if (target === undefined) { this.res.delete(res.key); return; }
     res.state |= RES_MIGRATING;
     const others = [...this.domainMap].filter((n) => n !== this.node);
@@ -1404,7 +1422,7 @@ export class DlmDomain extends EventEmitter {
   /** dlm_send_one_lockres: MIG_LOCKRES messages, DLM_MAX_MIGRATABLE_LOCKS at a time */
   private async sendOneLockres(res: LockRes, to: number, flags: number): Promise<void> {
     const locks: { lock: DlmLock; list: DlmList }[] = [];
-    for (const [li, l] of res.lists()) for (const lock of l) if (flags & DLM_MRES_MIGRATION || lock.node === this.node) locks.push({ lock, list: li });
+    for (const [li, l] of res.lists()) for (const lock of l) if (flags & DLM_MRES_MIGRATION || (lock.node === this.node && !lock.createPending)) locks.push({ lock, list: li });
     const cookie = this.migCookie++ | (BigInt(this.node) << 56n);
     const total = locks.length;
     let sent = 0;
@@ -1603,6 +1621,7 @@ export class DlmDomain extends EventEmitter {
     const b = DlmBeginReco.decode(m.payload);
     if (b.node_idx !== m.from) { this.dlm.badMessage(m, `BEGIN_RECO for master ${b.node_idx}`); return -22; }
     if (!this.joined()) return 0;
+    if (!this.domainMap.has(b.dead_node) && !this.recoveryMap.has(b.dead_node)) { this.dlm.badMessage(m, `BEGIN_RECO for node ${b.dead_node} which is not in the domain`); return -22; }
     if (this.reco.newMaster !== DLM_LOCK_RES_OWNER_UNKNOWN && this.reco.newMaster !== b.node_idx && this.reco.active) return -11;
     if (!this.recoveryMap.has(b.dead_node)) {
       // we may not have seen the death yet (heartbeat lag): take the word of the recovery master
@@ -1680,7 +1699,7 @@ export class DlmDomain extends EventEmitter {
       res.owner = newMaster;
       res.state &= ~RES_RECOVERING;
       if (newMaster === this.node) {
-        for (const l of res.allLocks()) if (l.node === dead) res.remove(l);
+        for (const l of res.allLocks()) if (l.node === dead || l.createPending) res.remove(l);
         res.refmap.delete(dead);
         // no surviving PR/EX holder can vouch for the LVB: it is zero (o2dlm's rule)
         if (!res.allLocks().some((l) => l.type >= LkmMode.PR && res.granted.includes(l))) res.lvb.fill(0);
