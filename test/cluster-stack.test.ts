@@ -12,6 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { loopDevicesMissing, requireJudge } from './lib/judges';
+import { attachLoop, detachLoop } from './lib/netns';
 import { crc32_le } from '../src/libocfs2/crc32';
 import { TEST_MSG_TYPE, TEST_MSG_KEY, StackStatus, FENCE_EXIT_CODE } from '../src/cluster/stack';
 import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO, until, WAIT_MS } from './o2net-harness';
@@ -19,11 +21,6 @@ import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cl
 const INTERVAL = 300; // heartbeat period for the test (the kernel's is 2000)
 const V: O2cbVals = { threshold: 6, idle: 3000, keepalive: 1000, reconnect: 500 };
 const DEAD_MS = V.threshold * INTERVAL;
-
-function attachLoop(img: string): string | undefined {
-  const r = spawnSync('timeout', ['30', 'losetup', '--direct-io=on', '-f', '--show', img], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
 
 function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -38,23 +35,21 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
 }
 
 t.test('three node stacks on one shared image', async (t) => {
+  if (!requireJudge(t, loopDevicesMissing())) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2stack-'));
   const { image, uuid } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 64 });
   const nodes = await makeNodes(4); // node3 is configured, never started
   writeCluster(dir, nodes, V);
+  // one loop device per node (separate hosts)
   const loops: string[] = [];
-  const devs: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const l = attachLoop(image);
-    if (l) loops.push(l);
-    devs.push(l ?? image);
-  }
-  t.comment(loops.length === 3 ? `loop devices ${loops.join(' ')}` : 'no loop devices: the image file with O_DIRECT');
+  for (let i = 0; i < 3; i++) loops.push(attachLoop(image));
+  const devs = loops;
+  t.comment(`loop devices ${loops.join(' ')}`);
   const hbArgs = (i: number): string[] => ['--device', devs[i]!, '--heartbeat-interval-ms', String(INTERVAL)];
   const procs: NodeProc[] = [];
   t.teardown(async () => {
     await Promise.all(procs.map((p) => p.stop()));
-    for (const l of loops) spawnSync('timeout', ['30', 'losetup', '-d', l]);
+    for (const l of loops) detachLoop(l);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   for (let i = 0; i < 3; i++) procs.push(spawnNode({ dir, node: `node${i}`, staticHeartbeat: false, extra: hbArgs(i) }));

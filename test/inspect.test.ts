@@ -22,10 +22,6 @@ function inspect(img: string, ...args: string[]): any { // eslint-disable-line @
   return JSON.parse(r.stdout);
 }
 
-t.before(() => {
-  if (!fs.existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'inherit' });
-});
-
 const dir = tmpDir('inspect');
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -97,10 +97,6 @@ function ourMkfs(file: string, a: string[]): { status: number; stderr: string; s
   return run(process.execPath, [CLI, 'mkfs', '-q', '-F', ...a, file]);
 }
 
-t.before(() => {
-  if (!fs.existsSync(CLI)) run('npx', ['tsc', '-p', path.join(REPO_ROOT, 'tsconfig.json')], undefined, 600);
-});
-
 /** With OCFS2_FULL_MATRIX=1, one line per case goes to $OCFS2_MATRIX_REPORT (if set). */
 const reportTo = process.env.OCFS2_MATRIX_REPORT;
 const report = (line: string): void => { if (reportTo) fs.appendFileSync(reportTo, `${line}\n`); };

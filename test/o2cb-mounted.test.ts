@@ -25,6 +25,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { loopDevicesMissing, requireJudge } from './lib/judges';
 import { attachLoop, detachLoop, run } from './lib/netns';
 import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO, WAIT_MS } from './o2net-harness';
 import { openReadWrite } from '../src/libocfs2/rwmount';
@@ -62,7 +63,7 @@ function statusOf(dir: string, p: NodeProc): Promise<string> {
 }
 
 t.test('three heartbeating nodes: cluster status and mounted.ocfs2 -f', async (t) => {
-  if (process.getuid?.() !== 0) { t.fail('this test needs root for its loop devices (losetup --direct-io=on)'); return; }
+  if (!requireJudge(t, loopDevicesMissing())) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2mounted-'));
   const { image } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 64 });
   const nodes = await makeNodes(3);

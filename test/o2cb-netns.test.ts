@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { requireJudge } from './lib/judges';
 import { NetNs, netnsUnavailable, vethPair, attachLoop, detachLoop, spawnNodeIn } from './lib/netns';
 import { NodeProc, until, makeNodes, writeCluster, spawnNode, startInOrder, WAIT_MS } from './o2net-harness';
 import { makeQuorumDecision } from '../src/cluster/quorum';
@@ -38,8 +39,7 @@ const CUT = 0;
 const ip = (i: number): string => `10.79.0.${i + 1}`;
 
 t.test('pulling one node\'s cable: the side o2quo picks fences', async (t) => {
-  const why = netnsUnavailable();
-  if (why) { t.fail(`network namespaces are needed for this test: ${why}`); return; }
+  if (!requireJudge(t, netnsUnavailable())) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2netns-'));
   const { image } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 64 });
   let conf = `cluster:\n\tnode_count = ${N}\n\theartbeat_mode = local\n\tname = testclu\n\n`;

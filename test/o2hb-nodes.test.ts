@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { loopDevicesMissing, requireJudge } from './lib/judges';
+import { attachLoop, detachLoop } from './lib/netns';
 import { locateHeartbeatArea } from '../src/cluster/heartbeat/locate';
 import { loadDirectIo } from '../src/native/directio';
 import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from '../src/libocfs2/structs/heartbeat';
@@ -56,12 +58,8 @@ class NodeProc {
   }
 }
 
-function attachLoop(img: string): string | undefined {
-  const r = spawnSync('timeout', ['30', 'losetup', '--direct-io=on', '-f', '--show', img], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
 t.test('three heartbeat nodes on one shared image', async (t) => {
+  if (!requireJudge(t, loopDevicesMissing())) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2hb-'));
   const { image, uuid } = makeO2cbImage(dir, { cluster: 'hbtest', slots: 4, sizeMiB: 128 });
   const area = locateHeartbeatArea(image);
@@ -69,15 +67,13 @@ t.test('three heartbeat nodes on one shared image', async (t) => {
   const procs: NodeProc[] = [];
   t.teardown(async () => {
     for (const p of procs) await p.kill();
-    for (const l of loops) spawnSync('timeout', ['30', 'losetup', '-d', l]);
+    for (const l of loops) detachLoop(l);
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const devs: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const l = attachLoop(image);
-    if (l) { loops.push(l); devs.push(l); } else devs.push(image);
-  }
-  t.comment(loops.length === 3 ? `loop devices ${loops.join(' ')}` : 'no loop devices: nodes open the image file with O_DIRECT');
+  // one loop device per node (separate hosts)
+  for (let i = 0; i < 3; i++) loops.push(attachLoop(image));
+  const devs = [...loops];
+  t.comment(`loop devices ${loops.join(' ')}`);
   const cfg = (n: number): Record<string, unknown> => ({
     device: devs[n], startBlock: area.startBlock, blocks: area.blocks, name: uuid, localNode: n,
     nodes: [0, 1, 2], deadThreshold: DEAD, intervalMs: INTERVAL,
@@ -116,8 +112,8 @@ t.test('three heartbeat nodes on one shared image', async (t) => {
   // Control: a reader that goes through the page cache of its own device (a
   // fourth loop device, like a fourth host) sees a frozen slot, which is why
   // the nodes above must (and do) use O_DIRECT.
-  const spare = loops.length === 3 ? attachLoop(image) : undefined;
-  if (spare) {
+  {
+    const spare = attachLoop(image);
     loops.push(spare);
     const bfd = fs.openSync(spare, 'r');
     const first = Buffer.alloc(512);

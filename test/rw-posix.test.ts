@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CLI, tmpDir, sh, unmount } from './lib/mount';
-import { haveReferenceImages, copyOfImage } from './lib/refimages';
+import { copyOfImage } from './lib/refimages';
 import { Ocfs2Fs, openFsVolume } from '../src/libocfs2/fs';
 import { Ocfs2RwFuseOps } from '../src/fuse/rwops';
 
@@ -47,7 +47,7 @@ function shape(img: string, file: string): string {
   return `size=${size} clusters=${clusters} recs=${recs.join(',')} mtime==ctime:${times?.[1] === times?.[2]}`;
 }
 
-t.test('fallocate -n past EOF: the kernel\'s layout (unwritten extent beyond i_size)', { skip: !haveReferenceImages() && 'no reference images' }, async (t) => {
+t.test('fallocate -n past EOF: the kernel\'s layout (unwritten extent beyond i_size)', async (t) => {
   const ref = copyOfImage('local-4k', work);
   const kernel = shape(ref, '/unwritten/keep-size.bin');
   const kernelFsck = fsckProblems(ref).map((l) => l.replace(/Inode \d+/, 'Inode N'));
