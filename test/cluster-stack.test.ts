@@ -103,9 +103,10 @@ t.test('three node stacks on one shared image', async (t) => {
     t.equal(st.regions[0]!.users, 2, 'now used twice');
     t.equal(p0.count(/o2net: .*online at|online at/), 1, 'no second stack');
     t.equal(await join.stop(), 0, 'the joiner leaves cleanly on SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    // wait for the event (the reference dropped), not a fixed time
+    await until(async () => ((await p0.request({ op: 'status' })).status as StackStatus).regions[0]?.users === 1, WAIT_MS, 'the joiner\'s reference dropped');
     const st2 = (await p0.request({ op: 'status' })).status as StackStatus;
-    t.equal(st2.regions[0]!.users, 1, 'its reference is gone, the heartbeat stays');
+    t.equal(st2.regions.length, 1, 'its reference is gone, the heartbeat stays');
   });
 
   await t.test('clean leave: the others see it down at once (generation 0)', async (t) => {
@@ -115,9 +116,12 @@ t.test('three node stacks on one shared image', async (t) => {
     const t0 = Date.now();
     await p0.waitFor(/o2hb: Node 2 \(node2\) is down/, WAIT_MS);
     await p1.waitFor(/o2hb: Node 2 \(node2\) is down/, WAIT_MS);
-    const dt = Date.now() - t0;
-    t.ok(dt < DEAD_MS + 1500, `down ${dt} ms after it exited, not the dead threshold (${DEAD_MS} ms) plus slack`);
+    // The promise is "at once, by the generation-0 block, not after the dead threshold": the
+    // observers' own log says which rule took the node down (a wall-clock bound across
+    // processes only measures the machine's load).
+    t.comment(`down ${Date.now() - t0} ms after it exited (dead threshold ${DEAD_MS} ms)`);
     for (const p of [p0, p1]) t.ok(p.lines.some((l) => /Node 2 left my region \(generation changed\)/.test(l)), `${p.name}: by its generation-0 block`);
+    for (const p of [p0, p1]) t.notOk(p.lines.some((l) => /Node 2 left my region$/.test(l)), `${p.name}: not by the dead threshold`);
     await p0.waitFor(/No longer connected to node node2/);
     await p2.waitFor(/left cluster testclu/);
   });
