@@ -23,7 +23,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile, spawnSync } from 'node:child_process';
-import { CLI, tmpDir, mountRo, unmount } from './lib/mount';
+import { CLI, tmpDir, mountRo, unmount, waitDaemonGone } from './lib/mount';
 import { KERNEL_HARNESS_DIR, kernelHarnessMissing, requireJudge } from './lib/judges';
 import { REPO_ROOT } from './lib/refimages';
 import { Volume } from '../src/libocfs2/volume';
@@ -110,7 +110,7 @@ async function mountRw(img: string): Promise<{ mnt: string; unmount(): Promise<v
     async unmount() {
       unmount(mnt);
       // The daemon finishes (journal checkpoint, slot release) after the kernel lets go.
-      for (let i = 0; i < 600 && spawnSync('pgrep', ['-f', `${CLI} ${img} `]).status === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      waitDaemonGone(img);
       try { fs.rmdirSync(mnt); } catch { /* busy */ }
       try { fs.rmSync(`${mnt}.log`); } catch { /* none */ }
     },

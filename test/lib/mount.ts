@@ -74,6 +74,26 @@ export function unmount(mountpoint: string): void {
   spawnSync('timeout', ['20', 'fusermount', '-u', '-z', mountpoint], { stdio: 'ignore' });
 }
 
+/** Pid of the detached mount daemon serving `img` (started by this test with `CLI img mountpoint`), if running. */
+export function daemonPid(img: string): number | undefined {
+  const r = spawnSync('pgrep', ['-f', `${CLI} ${img} `], { encoding: 'utf8' });
+  const pid = Number((r.stdout ?? '').trim().split('\n')[0]);
+  return Number.isFinite(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * After fusermount -u: wait for the detached daemon to finish (journal
+ * checkpoint, slot release) and exit.  The deadline only bounds a hang and
+ * it throws, so nothing (fsck, a remount) ever runs beside a live daemon.
+ */
+export function waitDaemonGone(img: string, timeoutMs = 180000): void {
+  const end = Date.now() + timeoutMs;
+  while (daemonPid(img) !== undefined) {
+    if (Date.now() > end) throw new Error(`the daemon serving ${img} is still running ${timeoutMs} ms after the unmount`);
+    spawnSync('sleep', ['0.1']);
+  }
+}
+
 /** Run a shell command (always under timeout) and return stdout. */
 export function sh(cmd: string, timeoutSec = 300): string {
   return execFileSync('timeout', [String(timeoutSec), 'bash', '-c', cmd], { encoding: 'utf8', maxBuffer: 256 << 20 });
