@@ -77,3 +77,13 @@ export function kernelHarnessMissing(): string | null {
   }
   return harnessChecked;
 }
+
+/**
+ * The seed of a randomized test: OCFS2_TEST_SEED when set (to replay a
+ * failure), else the test's default; printed as a comment either way.
+ */
+export function testSeed(t: Test, fallback: number): number {
+  const seed = process.env.OCFS2_TEST_SEED !== undefined ? Number(process.env.OCFS2_TEST_SEED) : fallback;
+  t.comment(`seed ${seed} (OCFS2_TEST_SEED=${seed} replays it)`);
+  return seed;
+}
