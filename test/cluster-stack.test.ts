@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { CLI } from './lib/mount';
 import { loopDevicesMissing, requireJudge } from './lib/judges';
 import { attachLoop, detachLoop } from './lib/netns';
 import { crc32_le } from '../src/libocfs2/crc32';
@@ -26,7 +27,8 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
     delete env.NODE_OPTIONS;
-    const p = spawn('timeout', ['120', process.execPath, ...nodeArgsFor(cliScript()), 'cluster', ...args], { cwd: REPO, env });
+    // the real CLI (ocfs2-fuse cluster ...), as an administrator runs it
+    const p = spawn('timeout', ['120', process.execPath, CLI, 'cluster', ...args], { cwd: REPO, env });
     let out = '';
     p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
