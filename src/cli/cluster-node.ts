@@ -16,9 +16,9 @@ import { locateHeartbeatArea } from '../cluster/heartbeat/locate';
 import { loadDirectIo } from '../native/directio';
 import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from '../libocfs2/structs/heartbeat';
 
-const DEFAULT_CLUSTER_CONF = '/etc/ocfs2/cluster.conf';
+export const DEFAULT_CLUSTER_CONF = '/etc/ocfs2/cluster.conf';
 
-interface CommonOpts {
+export interface CommonOpts {
   clusterConf: string;
   node?: string;
   o2cbConfig?: string;
@@ -51,7 +51,7 @@ function int(v: string): number {
 
 function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
 
-function addCommon(c: Command): Command {
+export function addCommon(c: Command): Command {
   return c
     .option('--cluster-conf <file>', 'cluster configuration', DEFAULT_CLUSTER_CONF)
     .option('--node <name>', 'local node name (default: the host name)')
@@ -76,7 +76,7 @@ function timeoutOverrides(o: CommonOpts): Partial<O2cbTimeouts> {
   return t;
 }
 
-function stackOptions(o: NodeOpts): StackOptions {
+export function stackOptions(o: CommonOpts & Partial<NodeOpts>): StackOptions {
   return {
     clusterConf: o.clusterConf,
     node: o.node,

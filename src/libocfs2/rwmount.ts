@@ -160,7 +160,10 @@ export async function openReadWrite(devPath: string, opts: OpenReadWriteOptions 
   void OCFS2_FEATURE_INCOMPAT_LOCAL_MOUNT;
   const node = local ? 0 : (opts.node ?? 0);
   if (!local) {
-    const live = await liveHeartbeatNodes(devPath, opts.heartbeatWaitMs ?? 2200);
+    // Our own node may heartbeat already (this mount's stack, or the node's running one).  Until the
+    // DLM lands, any other live node refuses the mount: then no slot of a live node is taken and no
+    // journal of a live node is replayed below.
+    const live = (await liveHeartbeatNodes(devPath, opts.heartbeatWaitMs ?? 2200)).filter((n) => n !== node);
     if (live.length > 0) {
       throw new PosixError('EBUSY', `node(s) ${live.join(', ')} are heartbeating on this volume: it is mounted elsewhere`);
     }
