@@ -10,7 +10,8 @@
  * read-write mount without a usable cluster configuration is refused, with
  * the way out: `-o ro`, or a configured node.
  */
-import { joinOrStart, type ClusterStack, type StackClient } from '../cluster/stack';
+import { joinOrStart, type ClusterStack, type StackClient, type StackStatus } from '../cluster/stack';
+import { readVolumeUuid } from '../cluster/heartbeat/locate';
 import { NodeManager } from '../cluster/nodemanager';
 import { Ocfs2Error } from '../libocfs2/errors';
 import { stackOptions, type CommonOpts } from './cluster-node';
@@ -53,6 +54,18 @@ export async function startVolumeHeartbeat(device: string, volumeCluster: string
       try { await client.request({ op: 'leave', devices: [device] }); } finally { client.close(); }
     }
   };
+  // Global mode heartbeats on the configured regions only (o2cb add-heartbeat): this volume must be one.
+  if (nm.cluster.heartbeatMode === 'global') {
+    const uuid = readVolumeUuid(device);
+    let status: StackStatus | undefined;
+    if (stack) status = stack.status();
+    else if (client) status = (await client.request({ op: 'status' })).status as unknown as StackStatus | undefined;
+    if (!status?.regions.some((r) => r.region.toUpperCase() === uuid)) {
+      await leave();
+      throw new Ocfs2Error(`${device}: cluster ${nm.cluster.name} heartbeats in global mode and region ${uuid ?? '?'} (this volume) is not `
+        + 'one of its heartbeat regions: add it (ocfs2-fuse cluster add-heartbeat), or mount it read-only with -o ro');
+    }
+  }
   return {
     nodeNum: nm.localNode.num,
     nodeName: nm.localNode.name,

@@ -28,9 +28,9 @@
  * pid from /proc/locks.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadDirectIo } from '../native/directio';
+import { defaultRuntimeDir } from '../cluster/stack';
 import { Ocfs2Error, VolumeBusyError } from './errors';
 
 export { VolumeBusyError };
@@ -61,16 +61,9 @@ export function describeHolder(h: ClaimHolder): string {
   return `in use by ${h.tool}${h.mode === 'write' ? ' (writing)' : ''}, pid ${h.pid}`;
 }
 
-/** Directory of the holder records ($XDG_RUNTIME_DIR/ocfs2-fuse/locks, /run/ocfs2-fuse/locks, or under the temp dir). */
+/** Directory of the holder records: under the node stacks' runtime directory. */
 function recordDir(): string {
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  if (xdg) return path.join(xdg, 'ocfs2-fuse', 'locks');
-  try {
-    fs.accessSync('/run', fs.constants.W_OK);
-    return '/run/ocfs2-fuse/locks';
-  } catch {
-    return path.join(os.tmpdir(), `ocfs2-fuse-${process.getuid?.() ?? 0}`, 'locks');
-  }
+  return path.join(defaultRuntimeDir(), 'locks');
 }
 
 function keyOf(st: fs.Stats): string { return `${st.dev}-${st.ino}`; }
