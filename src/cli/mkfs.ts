@@ -2,6 +2,7 @@
  * `ocfs2-fuse mkfs [options] DEVICE [BLOCKS]`: the options of mkfs.ocfs2
  * 1.8.7, calling formatVolume.  Progress goes to stderr on a terminal only.
  */
+import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import { Command, Option } from 'commander';
 import { VolumeClaim } from '../libocfs2/claim';
@@ -114,7 +115,9 @@ export async function runMkfs(device: string, blocks: string | undefined, o: Mkf
   const opts = toMkfsOptions(o, blocks);
   const out = (l: string): void => { process.stdout.write(`${l}\n`); };
   // One writer at a time (claim.ts): never format a volume mounted or being checked here, -F or not.
-  const claim = opts.dryRun ? undefined : VolumeClaim.acquire(device, { mode: 'write', tool: 'mkfs' });
+  // (A missing path or a directory is left to formatVolume, which says so in mkfs.ocfs2's words.)
+  const st = fs.statSync(device, { throwIfNoEntry: false });
+  const claim = opts.dryRun || !(st?.isFile() || st?.isBlockDevice()) ? undefined : VolumeClaim.acquire(device, { mode: 'write', tool: 'mkfs' });
   try {
     const r = await formatVolume(device, opts, { log: out, progress: opts.quiet ? undefined : progressPrinter(), confirmOverwrite });
     if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful`);
