@@ -41,6 +41,8 @@ function assertClean(t: Test, dev: string, what: string): void {
   const f = fsckOcfs2(dev);
   t.ok(f.clean, `${what}: fsck.ocfs2 -fn clean, no dirty journal`, { out: f.out });
   t.same(slotmapRows(dev), [], `${what}: debugfs.ocfs2 slotmap empty`);
+  const ours = runCli(['check', '-n', dev]);
+  t.notMatch(ours.stdout, /journal .* is dirty/, `${what}: no journal marked dirty (our check -n)`, { out: ours.stdout });
 }
 
 function mountDirs(t: Test, n: number): string[] {
