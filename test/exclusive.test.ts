@@ -122,6 +122,14 @@ t.test('loop devices: one loop device, the file under it, two loop devices over 
     t.equal(r.status, 1, `${what}: refused`);
     t.match(r.stderr, `mounted read-write on ${ma} by pid ${d.pid}`, `${what}: names mount point and pid`);
   }
+  // The kernel's own exclusivity: our writer holds the device with O_EXCL, so any other exclusive opener
+  // (mkfs of other tools, a kernel mount) gets EBUSY.
+  const excl = spawnSync('python3', ['-c', `import os
+try:
+  os.open('${l0}', os.O_RDONLY | os.O_EXCL); print('opened')
+except OSError as e:
+  print(e.strerror)`], { encoding: 'utf8' });
+  t.match(excl.stdout, /busy/i, 'an O_EXCL open of the mounted loop device: EBUSY');
   const ck = runCli(['check', '-y', l1]);
   t.equal(ck.status, 8, 'check -y through the other loop device: exit 8');
   t.equal(await d.unmount(), 0);
