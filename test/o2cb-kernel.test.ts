@@ -176,7 +176,7 @@ t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake'
   // takes some 10 s; either side may come up first)
   let vmOut = '';
   vm = spawn('bash', [path.join(REPO, 'tools', 'kh-run-tap.sh'), '-n', ns.name, '-T', 'o2ktap', '-a', `${NODES[1].ip}/24`,
-    '-k', rundir, '-t', '420', image, path.join(dir, 'guest.sh')], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    '-k', rundir, '-t', '420', image, path.join(dir, 'guest.sh')], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KH_HOME } });
   vm.stdout!.on('data', (d: Buffer) => { vmOut += d.toString(); });
   vm.stderr!.on('data', (d: Buffer) => { vmOut += d.toString(); });
   const vmExit = new Promise<number | null>((r) => vm!.once('exit', (c) => r(c)));
