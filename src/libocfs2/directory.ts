@@ -126,7 +126,7 @@ async function dxLookup(vol: Volume, dir: InodeBlock, name: Buffer, hash: DxHash
   if (root.inline) {
     entries = root.entries!;
   } else {
-    const recs = await findLeafList(vol, root.list!, rootBlk, hash.major >>> 0);
+    const recs = await findLeafList(vol, root.list!, rootBlk, hash.major >>> 0, { hashed: true });
     const leafAt = dxLeafBlockFor(recs, hash, vol.clusterBits, vol.blockBits);
     if (!leafAt) throw new Ocfs2CorruptError(rootBlk, 'dx tree has no record for hash', `major 0x${(hash.major >>> 0).toString(16)}`);
     const leafBuf = await vol.readMetaBlock(leafAt.blkno, DX_LEAF_CHECK_OFFSET);
