@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { mountRo, runCli, tmpDir, sh } from './lib/mount';
 import { haveReferenceImages, copyOfImage, type ReferenceImage } from './lib/refimages';
-import { fsckOcfs2 } from './lib/rwdaemon';
+import { fsckOcfs2, startRwDaemon } from './lib/rwdaemon';
 
 if (!haveReferenceImages()) {
   t.fail('reference images missing');
@@ -97,4 +97,26 @@ t.test('case 3: overlapping extent record -> EIO naming extent block 48642, neve
   t.match(fs.readFileSync(`${m.mountpoint}.log`, 'utf8'), /block 48642: extent record 1 e_cpos: 0 before the end of record 0/, 'log names block, record, field');
   t.ok(codes(f.out).includes('EXTENT_OVERLAP'), `fsck.ocfs2 reports EXTENT_OVERLAP\n${f.out}`);
   t.ok(codes(c.stdout).includes('EXTENT_OVERLAP'), `check reports EXTENT_OVERLAP\n${c.stdout}`);
+});
+
+t.test('case 4: a truncate log record over a live file\'s clusters is not freed by a read-write mount', async (t) => {
+  // truncate_log:0000 (block 32): tl_used 1, record {34625, 20}: clusters of /frag/holes.bin.
+  const rec = Buffer.alloc(8); rec.writeUInt32LE(34625, 0); rec.writeUInt32LE(20, 4);
+  const img = damaged('local-4k', 'tl', [[0x200c2, Buffer.from('0100', 'hex')], [0x200c8, rec]]);
+  const before = codes(fsckOcfs2(img).out);
+  const mnt = path.join(work, 'tl', 'mnt');
+  fs.mkdirSync(mnt);
+  const d = await startRwDaemon(img, mnt);
+  t.teardown(async () => { if (d.proc.exitCode === null) await d.kill(); });
+  // Allocate while mounted: freed clusters would be handed out and overwritten.
+  sh(`dd if=/dev/urandom of=${mnt}/new.bin bs=1M count=8 conv=fsync 2>/dev/null`);
+  t.match(sh(`md5sum ${mnt}/frag/holes.bin`), /97b04aecdcef45ba7d3ee8c7f17f5bef/, 'holes.bin intact while mounted');
+  t.equal(await d.unmount(), 0, 'clean unmount');
+  t.match(d.log(), /block 32: truncate log record 0 t_start 34625, t_clusters 20: clusters 34625-34644 belong to inode 16935: not freed/, 'log names the truncate log block, the record and the owner');
+  const after = codes(fsckOcfs2(img).out);
+  t.notOk(after.includes('CLUSTER_ALLOC_BIT'), `fsck.ocfs2: no CLUSTER_ALLOC_BIT (before: ${before.join(',')}; after: ${after.join(',')})`);
+  t.same(after.filter((c) => !before.includes(c)), [], 'fsck.ocfs2 finds nothing new');
+  const m = mountRo(img);
+  t.teardown(() => m.unmount());
+  t.match(sh(`md5sum ${m.mountpoint}/frag/holes.bin`), /97b04aecdcef45ba7d3ee8c7f17f5bef/, 'holes.bin intact after remount');
 });

@@ -161,7 +161,34 @@ export async function checkVolume(device: string, opts: CheckOptions = {}): Prom
 
 export { FSCK_ERROR };
 
-async function runPasses(ctx: CheckContext): Promise<void> {
+/**
+ * Who owns each cluster, as pass 0 and the inode scan of pass 1 find it
+ * (allocator groups, the system area, every valid inode's extent trees,
+ * xattr and dx trees); local alloc windows and truncate logs are not
+ * counted.  For the mount, which must not free what a live file owns (a
+ * corrupt truncate log record).  Returns the owner of a cluster: an inode's
+ * block number, 0 for allocator metadata, undefined when unclaimed.
+ */
+export async function clusterOwners(vol: Volume): Promise<(cluster: number) => number | undefined> {
+  const ctx = new CheckContext(vol, new DirectTransactionManager(vol), false, () => undefined);
+  await claimPass(ctx);
+  const runs: Array<[number, number, number]> = [];
+  for (const info of ctx.inodes.values()) for (const [s, n] of info.runs) runs.push([s, n, info.blkno]);
+  runs.sort((a, b) => a[0] - b[0]);
+  return (c) => {
+    if (!ctx.isUsed(c)) return undefined;
+    // The last run starting at or before c (binary search), else allocator metadata.
+    let lo = 0; let hi = runs.length - 1; let hit = -1;
+    while (lo <= hi) { const mid = (lo + hi) >> 1; if (runs[mid]![0] <= c) { hit = mid; lo = mid + 1; } else hi = mid - 1; }
+    for (let i = hit; i >= 0 && i > hit - 64; i--) { const [s, n, o] = runs[i]!; if (c >= s && c < s + n) return o; }
+    return 0;
+  };
+}
+
+interface ClaimPassResult { global: AllocatorInfo; inodeBits: Map<AllocatorInfo, Buffer[]>; extentAllocs: AllocatorInfo[] }
+
+/** Pass 0 (allocator chains) and the inode scan of pass 1: every cluster claimed in ctx. */
+async function claimPass(ctx: CheckContext): Promise<ClaimPassResult> {
   const vol = ctx.vol;
   const slots = vol.maxSlots;
   ctx.say('Pass 0a: Checking cluster allocation chains');
@@ -196,6 +223,11 @@ async function runPasses(ctx: CheckContext): Promise<void> {
   ctx.say('Pass 1: Checking inodes and blocks');
   const inodeBits = new Map<AllocatorInfo, Buffer[]>();
   for (const a of inodeAllocs) inodeBits.set(a, await scanInodeAllocator(ctx, a));
+  return { global, inodeBits, extentAllocs };
+}
+
+async function runPasses(ctx: CheckContext): Promise<void> {
+  const { global, inodeBits, extentAllocs } = await claimPass(ctx);
   await markLocalAllocsAndTruncateLogs(ctx);
   await checkClusterBitmap(ctx, global);
   if (ctx.dups.size > 0) await reportDuplicates(ctx);
