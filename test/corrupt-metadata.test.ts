@@ -120,3 +120,25 @@ t.test('case 4: a truncate log record over a live file\'s clusters is not freed 
   t.teardown(() => m.unmount());
   t.match(sh(`md5sum ${m.mountpoint}/frag/holes.bin`), /97b04aecdcef45ba7d3ee8c7f17f5bef/, 'holes.bin intact after remount');
 });
+
+t.test('case 5: a replayed block aimed at the superblock stops the replay; the mount refuses naming the journal block', async (t) => {
+  // dirty-journal-4k: a descriptor tag's block number set to 2 (the superblock).
+  const img = damaged('dirty-journal-4k', 'jr', [[2170916, Buffer.from('00000002', 'hex')]]);
+  const before = fs.readFileSync(img).subarray(2 * 4096, 3 * 4096);
+  for (const ro of [false, true]) {
+    const mnt = path.join(work, 'jr', ro ? 'mro' : 'mrw');
+    fs.mkdirSync(mnt);
+    const r = runCli([...(ro ? ['-o', 'ro'] : []), img, mnt], 120);
+    if (r.status === 0) sh(`fusermount -u -z ${mnt}`);
+    t.not(r.status, 0, `${ro ? 'read-only' : 'read-write'} mount refused`);
+    t.match(r.stderr, /block 532: jbd2 replayed block fails the check of its home \(journal block 3 \(fs block 532\): transaction \d+, home fs block 2: superblock check failed/, 'names the journal block, its home and the failed check');
+  }
+  t.ok(fs.readFileSync(img).subarray(2 * 4096, 3 * 4096).equals(before), 'superblock untouched');
+  t.notMatch(fsckOcfs2(img).out, /Bad magic/, 'fsck.ocfs2 still reads the superblock');
+  // The same journal undamaged replays and mounts.
+  const good = copyOfImage('dirty-journal-4k', fs.mkdtempSync(path.join(work, 'jrok-')));
+  const mnt = fs.mkdtempSync(path.join(work, 'jrok-m-'));
+  const r = runCli([good, mnt], 120);
+  t.equal(r.status, 0, `the undamaged journal replays and mounts (${r.stderr.trim()})`);
+  sh(`fusermount -u ${mnt} || fusermount -u -z ${mnt}`);
+});
