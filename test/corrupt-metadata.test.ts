@@ -142,3 +142,16 @@ t.test('case 5: a replayed block aimed at the superblock stops the replay; the m
   t.equal(r.status, 0, `the undamaged journal replays and mounts (${r.stderr.trim()})`);
   sh(`fusermount -u ${mnt} || fusermount -u -z ${mnt}`);
 });
+
+t.test('case 6: check verifies dx leaf metaecc and dtime as fsck.ocfs2 does', async (t) => {
+  // cluster-1k-64k-max, dx leaf block 362747: 'ff 7f' over its contents.
+  const dx = damaged('cluster-1k-64k-max', 'dx', [[371453204, Buffer.from('ff7f', 'hex')]]);
+  const c = runCli(['check', '-fn', dx], 600);
+  t.match(c.stdout, /\[DX_TREE_MISSING\] Directory \d+ is missing index \(block 362747: block check \(crc32\) mismatch/, 'the dx leaf CRC failure is reported, naming the block');
+  // local-4k, /links/fast (inode 51701): i_dtime 1.
+  const dt = damaged('local-4k', 'dtime', [[51701 * 4096 + 0x48, Buffer.from('01', 'hex')]]);
+  const f = fsckOcfs2(dt);
+  const ours = runCli(['check', '-fn', dt], 600);
+  t.ok(codes(f.out).includes('INODE_NZ_DTIME'), 'fsck.ocfs2 reports INODE_NZ_DTIME');
+  t.ok(codes(ours.stdout).includes('INODE_NZ_DTIME'), 'check reports INODE_NZ_DTIME');
+});

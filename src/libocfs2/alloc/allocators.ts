@@ -30,7 +30,7 @@ import {
   DINODE_ID2_OFFSET, DinodeHeader, inodeChainList, inodeLocalAlloc, inodeTruncateLog, readId1Bitmap,
   writeId1Bitmap, writeInodeChainList, writeInodeLocalAlloc, writeInodeTruncateLog,
 } from '../structs/dinode';
-import { LocalAllocHeader } from '../structs/localalloc';
+import { LocalAllocHeader, localAllocBitmapCapacity, localAllocProblems } from '../structs/localalloc';
 import { encodeExtentList, emptyExtentList, type ExtentRec } from '../structs/extent';
 import {
   GROUP_LIST_OFFSET, GroupDescHeader, extentRecsPerGroupDesc, groupBitmapSize, setBit, testBit,
@@ -204,10 +204,8 @@ export class Allocators {
     const { buf } = await this.vol.readInode(this.localAllocBlkno);
     const la = inodeLocalAlloc(buf, this.localAllocBlkno);
     const b = readId1Bitmap(buf);
-    if (b.i_total > la.header.la_size * 8 || b.i_used > b.i_total) {
-      throw new Ocfs2CorruptError(this.localAllocBlkno, 'local alloc window larger than its bitmap',
-        `i_total ${b.i_total}, i_used ${b.i_used}, la_size ${la.header.la_size}`);
-    }
+    const p = localAllocProblems(la.header, b, localAllocBitmapCapacity(this.vol.blockSize, DINODE_ID2_OFFSET), this.vol.sb.clusters)[0];
+    if (p) throw new Ocfs2CorruptError(this.localAllocBlkno, `local alloc ${p.field}: ${p.check}`, p.code);
     return { buf, bmOff: la.header.la_bm_off, total: b.i_total, used: b.i_used, bitmap: la.bitmap, laSize: la.header.la_size };
   }
 

@@ -10,13 +10,14 @@
  */
 import { Volume } from '../volume';
 import { DirectTransactionManager } from '../txn';
-import { Ocfs2Error, Ocfs2FormatError } from '../errors';
+import { Ocfs2CorruptError, Ocfs2Error, Ocfs2FormatError } from '../errors';
 import { CHECK_OFFSET, verifyBlockCheck } from '../blockcheck';
 import {
   DinodeHeader, INLINE_DATA_OFFSET, inodeExtentList, inodeInlineData, inodeLocalAlloc,
   inodeTruncateLog, readId1Bitmap, readId1Journal, setLinksCount, writeId1Journal, symlinkMaxSize, DINODE_ID2_OFFSET,
 } from '../structs/dinode';
-import { readMapped } from '../extentmap';
+import { readMapped, allLeafExtents } from '../extentmap';
+import { LocalAllocHeader, localAllocBitmapCapacity, localAllocProblems } from '../structs/localalloc';
 import { decodeExtentBlock, extentRecordProblems, interiorRecordRange, type ExtentList } from '../structs/extent';
 import { testBit } from '../structs/group';
 import {
@@ -29,7 +30,7 @@ import {
   dirBlockArea, dirBlockCheckOffset, dirHasTrailer, dirTrailerOffset, DirBlockTrailer, fileTypeOfMode,
   iterateDirEntries, insertDirEntry, largestDirHole, removeDirEntry, type DirArea,
 } from '../structs/dir';
-import { decodeDxRoot, DX_ROOT_CHECK_OFFSET } from '../structs/dxdir';
+import { decodeDxRoot, decodeDxLeaf, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET } from '../structs/dxdir';
 import {
   decodeXattrBlock, listInlineXattrs, listXattrBucket, bucketsInUse, blocksPerXattrBucket,
   XATTR_BLOCK_CHECK_OFFSET, type XattrList,
@@ -442,6 +443,16 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
   };
   ctx.inodes.set(blkno, info);
   if (blkno === vol.rootBlkno && !isDir) ctx.report('1', 'ROOT_NOTDIR', blkno, `Root inode ${blkno} isn't a directory`, false);
+  if (h.i_flags & OCFS2_LOCAL_ALLOC_FL) {
+    const la = LocalAllocHeader.decode(buf, DINODE_ID2_OFFSET);
+    for (const p of localAllocProblems(la, readId1Bitmap(buf), localAllocBitmapCapacity(vol.blockSize, DINODE_ID2_OFFSET), vol.sb.clusters)) {
+      ctx.report('1', p.code, blkno, `Local alloc inode ${blkno}: ${p.field} ${p.check}`, false);
+    }
+  }
+  if (h.i_dtime !== 0 && !(h.i_flags & OCFS2_ORPHANED_FL)) {
+    // fsck.ocfs2 pass1 (INODE_NZ_DTIME): a valid, non-orphaned inode has no deletion time.
+    ctx.report('1', 'INODE_NZ_DTIME', blkno, `Inode ${blkno} is in use but has a non-zero dtime (${h.i_dtime})`, false);
+  }
   if (h.i_flags & (OCFS2_CHAIN_FL | OCFS2_LOCAL_ALLOC_FL | OCFS2_DEALLOC_FL | OCFS2_SUPER_BLOCK_FL)) return;
   try {
     if (info.inline) {
@@ -517,10 +528,9 @@ async function markLocalAllocsAndTruncateLogs(ctx: CheckContext): Promise<void> 
       if (id1.i_total > 0) {
         const la = inodeLocalAlloc(buf, lb);
         const start = la.header.la_bm_off;
+        // A window that does not fit was reported with the inode (localAllocProblems).
         if (id1.i_total <= la.bitmap.length * 8 && start + id1.i_total <= vol.sb.clusters) {
           for (let bit = 0; bit < id1.i_total; bit++) if (!testBit(la.bitmap, bit)) ctx.claim(start + bit, 1);
-        } else {
-          ctx.report('1', 'LALLOC_BM_OVERRUN', lb, `Local alloc ${lb} window ${start}+${id1.i_total} does not fit`, false);
         }
       }
     } catch (e) { if (!(e instanceof Ocfs2Error)) throw e; }
@@ -621,6 +631,35 @@ function dirBlockRefs(ctx: CheckContext, d: InodeInfo, inodeBuf: Buffer): DirBlo
   return d.dirBlocks.map((b) => ({ blkno: b, area: dirBlockArea(b, vol.blockSize, trailer), checkOffset: trailer ? dirBlockCheckOffset(vol.blockSize) : null, trailer }));
 }
 
+/**
+ * The first problem of an indexed directory's dx tree, or null: the root and
+ * every dx leaf block must pass metaecc and its validator (fsck.ocfs2 treats
+ * an unreadable index as a missing one, DX_TREE_MISSING, and rebuilds it).
+ */
+async function dxTreeProblem(ctx: CheckContext, dirBlkno: number, ibuf: Buffer): Promise<string | null> {
+  const vol = ctx.vol;
+  const rootBlk = DinodeHeader.decode(ibuf, 0).i_dx_root;
+  const block = async (b: number, checkOffset: number): Promise<Buffer> => {
+    if (b <= 2 || b >= vol.dev.blockCount) throw new Ocfs2CorruptError(b, 'dx block outside the volume');
+    const buf = Buffer.from(await vol.dev.readBlock(b));
+    if (vol.metaEcc) verifyBlockCheck(buf, checkOffset, b);
+    return buf;
+  };
+  try {
+    const root = decodeDxRoot(await block(rootBlk, DX_ROOT_CHECK_OFFSET), rootBlk, { fsGeneration: vol.sb.fsGeneration, dirBlkno });
+    if (!root.list) return null;
+    for (const l of await allLeafExtents(vol, root.list, rootBlk, { hashed: true })) {
+      for (let i = 0; i < l.clusters * vol.clusterBlocks; i++) {
+        decodeDxLeaf(await block(l.blkno + i, DX_LEAF_CHECK_OFFSET), l.blkno + i, { fsGeneration: vol.sb.fsGeneration });
+      }
+    }
+    return null;
+  } catch (e) {
+    if (e instanceof Ocfs2Error) return e.message;
+    throw e;
+  }
+}
+
 async function pass2(ctx: CheckContext): Promise<void> {
   const vol = ctx.vol;
   const orphanDirs = orphanDirBlknos(ctx);
@@ -631,6 +670,10 @@ async function pass2(ctx: CheckContext): Promise<void> {
     const indexed = (d.dynFeatures & OCFS2_INDEXED_DIR_FL) !== 0;
     if (indexedFeature && !d.inline && !indexed && !d.system) {
       ctx.report('2', 'DX_TREE_MISSING', d.blkno, `Directory ${d.blkno} is missing index`, false);
+    }
+    if (indexed && !d.system) {
+      const bad = await dxTreeProblem(ctx, d.blkno, ibuf);
+      if (bad) ctx.report('2', 'DX_TREE_MISSING', d.blkno, `Directory ${d.blkno} is missing index (${bad})`, false);
     }
     let refs: DirBlockRef[];
     try { refs = dirBlockRefs(ctx, d, ibuf); } catch (e) {
