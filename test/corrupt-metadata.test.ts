@@ -155,3 +155,24 @@ t.test('case 6: check verifies dx leaf metaecc and dtime as fsck.ocfs2 does', as
   t.ok(codes(f.out).includes('INODE_NZ_DTIME'), 'fsck.ocfs2 reports INODE_NZ_DTIME');
   t.ok(codes(ours.stdout).includes('INODE_NZ_DTIME'), 'check reports INODE_NZ_DTIME');
 });
+
+t.test('case 7: log lines name the block holding the bad field, the field and the check', async (t) => {
+  // local-4k /links is inline in inode block 51700; the entry "long-300" has its name at 211763460.
+  const nul = damaged('local-4k', 'nul', [[211763460 + 4, Buffer.from('00', 'hex')]]);
+  const c = runCli(['check', '-fn', nul], 600);
+  t.match(c.stdout, /\[DIRENT_NAME_CHARS\] Directory entry at offset \d+ of block 51700 in directory 51700: name holds a NUL at byte 4/, 'check reports DIRENT_NAME_CHARS naming the block');
+  const m = mountRo(nul);
+  t.teardown(() => m.unmount());
+  const ls = timed(`ls ${m.mountpoint}/links`);
+  t.match(ls.out, /long-4000/, 'the other entries are listed');
+  t.notMatch(ls.out, /long-300/, 'the bad one is not');
+  t.match(fs.readFileSync(`${m.mountpoint}.log`, 'utf8'), /block 51700: directory entry at offset \d+ of directory 51700 \(inode \d+\): name holds a NUL at byte 4: entry skipped/, 'log names the block, the entry and the check');
+  // Its inode field (12 bytes before the name) pointing outside the volume: the error names block 51700, not the pointer.
+  const far = Buffer.alloc(8); far.writeBigUInt64LE(2550706913n);
+  const ptr = damaged('local-4k', 'ptr', [[211763460 - 12, far]]);
+  const m2 = mountRo(ptr);
+  t.teardown(() => m2.unmount());
+  const st = timed(`stat ${m2.mountpoint}/links/long-300`);
+  t.match(st.out, /Input\/output error/, 'stat: EIO');
+  t.match(fs.readFileSync(`${m2.mountpoint}.log`, 'utf8'), /block 51700: directory entry inode 2550706913 outside the volume/, 'log names the block holding the entry');
+});

@@ -28,7 +28,7 @@ import {
 } from '../constants';
 import {
   dirBlockArea, dirBlockCheckOffset, dirHasTrailer, dirTrailerOffset, DirBlockTrailer, fileTypeOfMode,
-  iterateDirEntries, insertDirEntry, largestDirHole, removeDirEntry, type DirArea,
+  iterateDirEntries, insertDirEntry, largestDirHole, removeDirEntry, direntNameProblem, type DirArea,
 } from '../structs/dir';
 import { decodeDxRoot, decodeDxLeaf, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET } from '../structs/dxdir';
 import {
@@ -709,6 +709,8 @@ async function pass2(ctx: CheckContext): Promise<void> {
           if (fix) { buf.writeBigUInt64LE(BigInt(d.blkno), e.offset); changed = true; }
           e.inode = d.blkno;
         }
+        const badName = direntNameProblem(e.name);
+        if (badName) ctx.report('2', 'DIRENT_NAME_CHARS', ref.blkno, `Directory entry at offset ${e.offset} of block ${ref.blkno} in directory ${d.blkno}: ${badName}`, false);
         if (names.has(name)) ctx.report('2', 'DIRENT_DUPLICATE', ref.blkno, `Duplicate directory entry '${name}' in directory ${d.blkno}`, false);
         names.add(name);
         if (e.inode >= vol.dev.blockCount || e.inode <= 2) {
