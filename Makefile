@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE  ?= node
 APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
 
-.PHONY: all deps build test images bench demo clean
+.PHONY: all deps build test soak images bench demo clean
 
 all: build
 
@@ -23,6 +23,10 @@ build:
 	bash tools/build-native.sh
 	rm -rf dist
 	npx tsc -p tsconfig.json
+
+# Long campaigns (make test runs a small slice): the corruption fuzz with hundreds of rounds.
+soak: build
+	FUZZ_ROUNDS=$${FUZZ_ROUNDS:-150} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} bash test/run-tests.sh --timeout=0 test/corrupt-fuzz.test.ts
 
 images: build
 	bash images/make-fixtures.sh

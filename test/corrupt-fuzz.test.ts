@@ -11,7 +11,7 @@
  *    the manifest's (where the damage is one a reader can detect);
  *  - every third round (local-4k), mount it read-write, run a small workload,
  *    unmount: fsck.ocfs2 -fn must not find more problems than before.
- * FUZZ_ROUNDS (default 10) rounds per image, FUZZ_SEED (default 16); `make
+ * FUZZ_ROUNDS (default 8) rounds per image, FUZZ_SEED (default 16); `make
  * soak` runs hundreds.  Needs the CLI built.
  */
 import t from 'tap';
@@ -31,29 +31,18 @@ import { dirBlockCheckOffset } from '../src/libocfs2/structs/dir';
 import { CHECK_OFFSET, updateBlockCheck } from '../src/libocfs2/blockcheck';
 import { OCFS2_INDEXED_DIR_FL } from '../src/libocfs2/constants';
 import type { InodeBlock } from '../src/libocfs2/volume';
+import { rng } from './alloc-helpers';
 
 if (!haveReferenceImages()) {
   t.fail('reference images missing');
   process.exit(1);
 }
-const ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 8);
 const SEED = Number(process.env.FUZZ_SEED ?? 16);
 const WALKER = path.join(REPO_ROOT, 'dist', 'test', 'lib', 'fuzzwalk.js');
 const SLOW_MS = 5000;
 const work = tmpDir('fuzz');
 t.teardown(() => { sh(`rm -rf ${work}`); });
-
-/** mulberry32: small, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface MetaBlock { blkno: number; kind: string; checkOffset: number | null }
 
@@ -152,7 +141,7 @@ for (const name of IMAGES) {
     const vol = await Volume.open(pristineImage(name), { readOnly: true });
     const bs = vol.blockSize;
     const metaEcc = vol.metaEcc;
-    const rnd = prng(SEED * 1000 + IMAGES.indexOf(name));
+    const rnd = rng(SEED * 1000 + IMAGES.indexOf(name));
     const candidates = manifest.filter((r) => r.path !== '/' && 'fdl'.includes(r.type));
     const plans: Array<{ target: ManifestRow; mb: MetaBlock; reEcc: boolean }> = [];
     try {
@@ -191,7 +180,7 @@ for (const name of IMAGES) {
       // read-only mount, walk the target, its directory and a sample from another process
       const sample = new Set<string>([target.path, path.posix.dirname(target.path)]);
       for (const r of manifest) if (path.posix.dirname(r.path) === path.posix.dirname(target.path) && sample.size < 40) sample.add(r.path);
-      while (sample.size < 80) sample.add(candidates[Math.floor(rnd() * candidates.length)]!.path);
+      while (sample.size < 60) sample.add(candidates[Math.floor(rnd() * candidates.length)]!.path);
       const listFile = path.join(dir, 'paths');
       fs.writeFileSync(listFile, [...sample].map((p) => p.slice(1)).join('\n'));
       let m;

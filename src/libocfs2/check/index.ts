@@ -24,7 +24,7 @@ import {
   OCFS2_CHAIN_FL, OCFS2_DEALLOC_FL, OCFS2_EXT_REFCOUNTED, OCFS2_HAS_XATTR_FL, OCFS2_INDEXED_DIR_FL,
   OCFS2_INLINE_DATA_FL, OCFS2_INLINE_XATTR_FL, OCFS2_INODE_SIGNATURE, OCFS2_LOCAL_ALLOC_FL, OCFS2_ORPHANED_FL,
   OCFS2_SUPER_BLOCK_FL, OCFS2_SYSTEM_FL, OCFS2_VALID_FL, OCFS2_FT_DIR, OCFS2_FT_UNKNOWN, OCFS2_JOURNAL_DIRTY_FL,
-  OCFS2_FEATURE_INCOMPAT_SPARSE_ALLOC, OCFS2_FEATURE_COMPAT_BACKUP_SB, S_IFDIR, S_IFLNK, S_IFMT, hasSignature,
+  OCFS2_FEATURE_INCOMPAT_SPARSE_ALLOC, OCFS2_FEATURE_COMPAT_BACKUP_SB, S_IFDIR, S_IFLNK, S_IFMT, hasSignature, OCFS2_HAS_REFCOUNT_FL,
 } from '../constants';
 import {
   dirBlockArea, dirBlockCheckOffset, dirHasTrailer, dirTrailerOffset, DirBlockTrailer, fileTypeOfMode,
@@ -33,7 +33,7 @@ import {
 import { decodeDxRoot, decodeDxLeaf, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET } from '../structs/dxdir';
 import {
   decodeXattrBlock, listInlineXattrs, listXattrBucket, bucketsInUse, blocksPerXattrBucket,
-  XATTR_BLOCK_CHECK_OFFSET, type XattrList,
+  XATTR_BLOCK_CHECK_OFFSET, xattrNameHashProblem, type XattrList,
 } from '../structs/xattr';
 import { backupSuperblockBlknos } from '../structs/superblock';
 import { systemFileName, GLOBAL_BITMAP_SYSTEM_INODE, GLOBAL_INODE_ALLOC_SYSTEM_INODE, INODE_ALLOC_SYSTEM_INODE,
@@ -399,6 +399,10 @@ async function walkExtents(
       continue;
     }
     if (r.clusters === 0) continue;
+    if ((r.flags & OCFS2_EXT_REFCOUNTED) && info && !(info.dynFeatures & OCFS2_HAS_REFCOUNT_FL)) {
+      // fsck.ocfs2 extent.c: a refcounted extent in an inode without a refcount tree.
+      ctx.report('1', 'EXTENT_MARKED_REFCOUNTED', owner, `Extent record ${i} of owner ${owner} in block ${holder} is marked refcounted but the inode has no refcount tree`, false);
+    }
     const c = r.blkno / vol.clusterBlocks;
     ctx.claim(c, r.clusters, (r.flags & OCFS2_EXT_REFCOUNTED) !== 0);
     info?.runs.push([c, r.clusters]);
@@ -407,8 +411,12 @@ async function walkExtents(
   return out;
 }
 
-async function walkXattrList(ctx: CheckContext, l: XattrList, owner: number, info: InodeInfo): Promise<void> {
-  for (const it of l.items) if (!it.local && it.valueRoot) await walkExtents(ctx, it.valueRoot.list, owner, info);
+async function walkXattrList(ctx: CheckContext, l: XattrList, owner: number, info: InodeInfo, holder: number): Promise<void> {
+  for (const it of l.items) {
+    const bad = xattrNameHashProblem(it, ctx.vol.uuidHash);
+    if (bad) ctx.report('1', 'XATTR_HASH_INVALID', holder, `Extended attribute of inode ${owner} in block ${holder}: ${bad}`, false);
+    if (!it.local && it.valueRoot) await walkExtents(ctx, it.valueRoot.list, owner, info);
+  }
 }
 
 /** fsck.ocfs2 pass1 check_link_size (LINK_SIZE): i_size is the target's length up to its NUL, within symlinkMaxSize. */
@@ -466,7 +474,9 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
       const leaves = await walkExtents(ctx, inodeExtentList(buf, blkno), blkno, info);
       const total = leaves.reduce((s, l) => s + l.clusters, 0);
       if (total !== h.i_clusters) {
-        const fix = ctx.report('1', 'INODE_CLUSTERS', blkno, `Inode ${blkno} has ${h.i_clusters} clusters but its blocks fit in ${total} clusters`, true);
+        // fsck.ocfs2 names it INODE_SPARSE_CLUSTERS on sparse volumes.
+        const code = (vol.sb.incompat & OCFS2_FEATURE_INCOMPAT_SPARSE_ALLOC) ? 'INODE_SPARSE_CLUSTERS' : 'INODE_CLUSTERS';
+        const fix = ctx.report('1', code, blkno, `Inode ${blkno} has ${h.i_clusters} clusters but its blocks fit in ${total} clusters`, true);
         if (fix) {
           const nb = Buffer.from(buf);
           nb.writeUInt32LE(total, DinodeHeader.offsetOf('i_clusters'));
@@ -489,12 +499,12 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
     }
     if ((mode & S_IFMT) === S_IFLNK && !info.inline) await checkSymlinkSize(ctx, blkno, buf, h);
     if (h.i_dyn_features & OCFS2_INLINE_XATTR_FL) {
-      await walkXattrList(ctx, listInlineXattrs(buf, vol.blockSize, h.i_xattr_inline_size, blkno), blkno, info);
+      await walkXattrList(ctx, listInlineXattrs(buf, vol.blockSize, h.i_xattr_inline_size, blkno), blkno, info, blkno);
     }
     if ((h.i_dyn_features & OCFS2_HAS_XATTR_FL) && h.i_xattr_loc) {
       const xb = await vol.readMetaBlock(h.i_xattr_loc, XATTR_BLOCK_CHECK_OFFSET);
       const block = decodeXattrBlock(xb, h.i_xattr_loc, vol.blockSize, { fsGeneration: vol.sb.fsGeneration });
-      if (block.attrs) await walkXattrList(ctx, block.attrs, blkno, info);
+      if (block.attrs) await walkXattrList(ctx, block.attrs, blkno, info, h.i_xattr_loc);
       if (block.tree) {
         const bpb = blocksPerXattrBucket(vol.blockSize);
         for (const ext of await walkExtents(ctx, block.tree.list, blkno, info, { holder: h.i_xattr_loc, hashed: true })) {
@@ -502,7 +512,7 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
           const nb = bucketsInUse(first, ext.blkno, ext.clusters, vol.clusterSize);
           for (let i = 0; i < nb; i++) {
             const bucket = i === 0 ? first : await vol.dev.readBlocks(ext.blkno + i * bpb, bpb);
-            await walkXattrList(ctx, listXattrBucket(bucket, ext.blkno + i * bpb, vol.blockSize), blkno, info);
+            await walkXattrList(ctx, listXattrBucket(bucket, ext.blkno + i * bpb, vol.blockSize), blkno, info, ext.blkno + i * bpb);
           }
         }
       }

@@ -244,7 +244,7 @@ export interface ExtentRecordBounds {
 
 /** One failed check of one record: fsck.ocfs2's problem code, the field and the check. */
 export interface ExtentRecordProblem {
-  code: 'EXTENT_BLKNO_RANGE' | 'EXTENT_BLKNO_UNALIGNED' | 'EXTENT_OVERLAP' | 'EXTENT_OUT_OF_PARENT';
+  code: 'EXTENT_BLKNO_RANGE' | 'EXTENT_CLUSTERS_OVERRUN' | 'EXTENT_BLKNO_UNALIGNED' | 'EXTENT_OVERLAP' | 'EXTENT_OUT_OF_PARENT';
   /** Index of the record in the list. */
   rec: number;
   field: 'e_blkno' | 'e_cpos' | 'e_leaf_clusters' | 'e_int_clusters';
@@ -269,8 +269,11 @@ export function extentRecordProblems(list: ExtentList, b: ExtentRecordBounds): E
     // An empty leaf record (the kernel's "empty extent" at index 0) maps nothing.
     if (leaf && r.clusters === 0) return;
     const runBlocks = leaf ? r.clusters * b.clusterBlocks : 1;
-    if (r.blkno === 0 || r.blkno >= b.blockCount || r.blkno + runBlocks > b.blockCount) {
-      out.push({ code: 'EXTENT_BLKNO_RANGE', rec: i, field: 'e_blkno', check: `${r.blkno}${leaf ? ` + ${runBlocks} blocks` : ''} outside the volume (${b.blockCount} blocks)` });
+    if (r.blkno === 0 || r.blkno >= b.blockCount) {
+      out.push({ code: 'EXTENT_BLKNO_RANGE', rec: i, field: 'e_blkno', check: `${r.blkno} outside the volume (${b.blockCount} blocks)` });
+    } else if (r.blkno + runBlocks > b.blockCount) {
+      // fsck.ocfs2 check_er: the start is inside, the run goes past the end.
+      out.push({ code: 'EXTENT_CLUSTERS_OVERRUN', rec: i, field: lenField, check: `${r.blkno} + ${runBlocks} blocks runs past the volume (${b.blockCount} blocks)` });
     } else if (leaf && r.blkno % b.clusterBlocks !== 0) {
       out.push({ code: 'EXTENT_BLKNO_UNALIGNED', rec: i, field: 'e_blkno', check: `${r.blkno} not on a cluster boundary` });
     }
