@@ -31,7 +31,7 @@ build:
 
 # Long campaigns (make test runs a small slice): the corruption fuzz with hundreds of rounds.
 soak: build
-	FUZZ_ROUNDS=$${FUZZ_ROUNDS:-150} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} bash test/run-tests.sh --timeout=0 test/corrupt-fuzz.test.ts
+	FUZZ_ROUNDS=$${FUZZ_ROUNDS:-150} OCFS2_TEST_SEED=$${OCFS2_TEST_SEED:-$$RANDOM} bash test/run-tests.sh --timeout=0 test/corrupt-fuzz.test.ts
 
 images: build
 	bash images/make-fixtures.sh

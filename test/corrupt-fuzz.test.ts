@@ -11,7 +11,7 @@
  *    the manifest's (where the damage is one a reader can detect);
  *  - every third round (local-4k), mount it read-write, run a small workload,
  *    unmount: fsck.ocfs2 -fn must not find more problems than before.
- * FUZZ_ROUNDS (default 8) rounds per image, FUZZ_SEED (default 16); `make
+ * FUZZ_ROUNDS (default 8) rounds per image, OCFS2_TEST_SEED (default 16); `make
  * soak` runs hundreds.  Needs the CLI built.
  */
 import t from 'tap';
@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { mountRo, runCli, tmpDir, sh } from './lib/mount';
-import { haveReferenceImages, copyOfImage, pristineImage, readManifest, REPO_ROOT, type ReferenceImage, type ManifestRow } from './lib/refimages';
+import { copyOfImage, pristineImage, readManifest, REPO_ROOT, type ReferenceImage, type ManifestRow } from './lib/refimages';
 import { fsckOcfs2, startRwDaemon } from './lib/rwdaemon';
 import { Volume } from '../src/libocfs2/volume';
 import { lookupName } from '../src/libocfs2/directory';
@@ -32,13 +32,10 @@ import { CHECK_OFFSET, updateBlockCheck } from '../src/libocfs2/blockcheck';
 import { OCFS2_INDEXED_DIR_FL } from '../src/libocfs2/constants';
 import type { InodeBlock } from '../src/libocfs2/volume';
 import { rng } from './alloc-helpers';
+import { testSeed } from './lib/judges';
 
-if (!haveReferenceImages()) {
-  t.fail('reference images missing');
-  process.exit(1);
-}
 const ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 8);
-const SEED = Number(process.env.FUZZ_SEED ?? 16);
+const SEED = testSeed(t, 16);
 const WALKER = path.join(REPO_ROOT, 'dist', 'test', 'lib', 'fuzzwalk.js');
 const SLOW_MS = 5000;
 const work = tmpDir('fuzz');
