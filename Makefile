@@ -5,7 +5,7 @@ APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs a
 # the kernel tests' qemu harness (../shared/kernel/build.sh), the network-namespace tests, and bench
 APT_PKGS += qemu-system-x86 busybox-static cpio iproute2 fio
 
-.PHONY: all deps build test images bench demo clean
+.PHONY: all deps build test soak images bench demo clean
 
 all: build
 
@@ -28,6 +28,10 @@ build:
 	mkdir -p dist && touch dist/.build-start.tmp
 	npx tsc -p tsconfig.json
 	mv dist/.build-start.tmp dist/.build-start
+
+# Long campaigns (make test runs a small slice): the corruption fuzz with hundreds of rounds.
+soak: build
+	FUZZ_ROUNDS=$${FUZZ_ROUNDS:-150} OCFS2_TEST_SEED=$${OCFS2_TEST_SEED:-$$RANDOM} bash test/run-tests.sh --timeout=0 test/corrupt-fuzz.test.ts
 
 images: build
 	bash images/make-fixtures.sh

@@ -7,7 +7,7 @@ import { PosixError, Ocfs2CorruptError } from './errors';
 import { OCFS2_INLINE_DATA_FL, OCFS2_INDEXED_DIR_FL } from './constants';
 import { inodeExtentList, inodeInlineData, INLINE_DATA_OFFSET } from './structs/dinode';
 import {
-  iterateDirEntries, dirHasTrailer, dirBlockArea, dirBlockCheckOffset, findDirEntry, type DirArea,
+  iterateDirEntries, dirHasTrailer, dirBlockArea, dirBlockCheckOffset, findDirEntry, direntNameProblem, type DirArea, type DirEntry,
 } from './structs/dir';
 import { decodeDxRoot, decodeDxLeaf, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET, type DxEntryList } from './structs/dxdir';
 import { dxNameHash, dxLeafBlockFor, hashDependsOnCharSign, type DxHash } from './dirhash';
@@ -21,6 +21,20 @@ export interface DirEntryInfo {
   name: Buffer;
   inode: number;
   fileType: number;
+  /** The directory block (or inline directory inode) holding the entry. */
+  blkno?: number;
+}
+
+/**
+ * A found entry, its inode number checked against the volume before anyone
+ * reads it: a bad one is corruption of the block holding the entry, not of
+ * the block it names.
+ */
+function checkedEntry(vol: Volume, e: DirEntryInfo, holder: number): DirEntryInfo {
+  if (e.inode <= 2 || e.inode >= vol.dev.blockCount) {
+    throw new Ocfs2CorruptError(holder, `directory entry inode ${e.inode} outside the volume`, `entry "${e.name.toString('latin1')}", volume has ${vol.dev.blockCount} blocks`);
+  }
+  return { name: e.name, inode: e.inode, fileType: e.fileType, blkno: holder };
 }
 
 function requireDir(dir: InodeBlock): void {
@@ -69,9 +83,15 @@ async function readDirBlock(vol: Volume, blkno: number, trailer: boolean): Promi
 /** Every live entry (inode != 0), including "." and "..", in on-disk order. */
 export async function* iterateDirectory(vol: Volume, dir: InodeBlock): AsyncGenerator<DirEntryInfo> {
   requireDir(dir);
+  // An entry whose name cannot be listed is skipped, naming the block that holds it.
+  const listable = (e: DirEntry, blkno: number): boolean => {
+    const bad = direntNameProblem(e.name);
+    if (bad) vol.warn(`block ${blkno}: directory entry at offset ${e.offset} of directory ${dir.inode.blkno} (inode ${e.inode}): ${bad}: entry skipped`);
+    return !bad;
+  };
   if (isInline(dir)) {
     for (const e of iterateDirEntries(dir.buf, inlineArea(dir))) {
-      if (e.inode !== 0) yield { name: e.name, inode: e.inode, fileType: e.fileType };
+      if (e.inode !== 0 && listable(e, dir.inode.blkno)) yield { name: e.name, inode: e.inode, fileType: e.fileType, blkno: dir.inode.blkno };
     }
     return;
   }
@@ -88,7 +108,7 @@ export async function* iterateDirectory(vol: Volume, dir: InodeBlock): AsyncGene
       const phys = extent.blkno + (logical - extent.cpos * vol.clusterBlocks);
       const buf = await readDirBlock(vol, phys, trailer);
       for (const e of iterateDirEntries(buf, dirBlockArea(phys, vol.blockSize, trailer))) {
-        if (e.inode !== 0) yield { name: e.name, inode: e.inode, fileType: e.fileType };
+        if (e.inode !== 0 && listable(e, phys)) yield { name: e.name, inode: e.inode, fileType: e.fileType, blkno: phys };
       }
     }
   }
@@ -103,7 +123,7 @@ export async function lookupName(vol: Volume, dir: InodeBlock, name: Buffer): Pr
   if (name.length === 0 || name.length > 255) return undefined;
   if (isInline(dir)) {
     const e = findDirEntry(dir.buf, inlineArea(dir), name);
-    return e ? { name: e.name, inode: e.inode, fileType: e.fileType } : undefined;
+    return e ? checkedEntry(vol, e, dir.inode.blkno) : undefined;
   }
   if ((dir.inode.dynFeatures & OCFS2_INDEXED_DIR_FL) && dir.inode.dxRoot) {
     const seed = { dxSeed: vol.sb.dxSeed, uuidHash: vol.uuidHash };
@@ -113,7 +133,7 @@ export async function lookupName(vol: Volume, dir: InodeBlock, name: Buffer): Pr
     return dxLookup(vol, dir, name, dxNameHash(name, seed, { unsignedChar: true }));
   }
   for await (const e of iterateDirectory(vol, dir)) {
-    if (e.name.equals(name)) return e;
+    if (e.name.equals(name)) return checkedEntry(vol, e, e.blkno ?? dir.inode.blkno);
   }
   return undefined;
 }
@@ -126,7 +146,7 @@ async function dxLookup(vol: Volume, dir: InodeBlock, name: Buffer, hash: DxHash
   if (root.inline) {
     entries = root.entries!;
   } else {
-    const recs = await findLeafList(vol, root.list!, rootBlk, hash.major >>> 0);
+    const recs = await findLeafList(vol, root.list!, rootBlk, hash.major >>> 0, { hashed: true });
     const leafAt = dxLeafBlockFor(recs, hash, vol.clusterBits, vol.blockBits);
     if (!leafAt) throw new Ocfs2CorruptError(rootBlk, 'dx tree has no record for hash', `major 0x${(hash.major >>> 0).toString(16)}`);
     const leafBuf = await vol.readMetaBlock(leafAt.blkno, DX_LEAF_CHECK_OFFSET);
@@ -140,7 +160,7 @@ async function dxLookup(vol: Volume, dir: InodeBlock, name: Buffer, hash: DxHash
     tried.add(e.dx_dirent_blk);
     const buf = await readDirBlock(vol, e.dx_dirent_blk, trailer);
     const de = findDirEntry(buf, dirBlockArea(e.dx_dirent_blk, vol.blockSize, trailer), name);
-    if (de) return { name: de.name, inode: de.inode, fileType: de.fileType };
+    if (de) return checkedEntry(vol, de, e.dx_dirent_blk);
   }
   return undefined;
 }

@@ -6,7 +6,7 @@
  * physical block e_blkno (ocfs2_fs.h).
  */
 import { Ocfs2CorruptError } from './errors';
-import type { ExtentList, ExtentRec } from './structs/extent';
+import { interiorRecordRange, validateExtentRecords, type ExtentList, type ExtentRec } from './structs/extent';
 import type { Volume } from './volume';
 
 /** A leaf extent: logical clusters [cpos, cpos+clusters) at physical block blkno. */
@@ -20,6 +20,14 @@ export interface LeafExtent {
 /** The kernel limits trees to depth 4 (OCFS2_MAX_PATH_DEPTH 5 incl. the root). */
 const MAX_DEPTH = 5;
 
+/** Trees whose e_cpos are hashes (dx trees, xattr trees): records sorted, but not disjoint ranges. */
+export interface TreeKind { hashed?: boolean }
+
+/** validateExtentRecords for a list read from block `holder`, inside `range` of its parent. */
+function checkList(vol: Volume, list: ExtentList, holder: number, kind: TreeKind, range?: { start: number; end: number }): void {
+  validateExtentRecords(list, holder, { blockCount: vol.dev.blockCount, clusterBlocks: vol.clusterBlocks, range, disjoint: !kind.hashed });
+}
+
 function toLeaf(r: ExtentRec): LeafExtent {
   return { cpos: r.cpos, clusters: r.clusters, blkno: r.blkno, flags: r.flags };
 }
@@ -30,21 +38,25 @@ function toLeaf(r: ExtentRec): LeafExtent {
  * whose cpos <= the target; the first record when the target lies before
  * all of them).
  */
-export async function findLeafList(vol: Volume, root: ExtentList, ownerBlkno: number, cpos: number): Promise<ExtentRec[]> {
+export async function findLeafList(vol: Volume, root: ExtentList, ownerBlkno: number, cpos: number, kind: TreeKind = {}): Promise<ExtentRec[]> {
   let list = root;
   let where = ownerBlkno;
+  checkList(vol, list, where, kind);
+  if (list.treeDepth > MAX_DEPTH) throw new Ocfs2CorruptError(where, 'extent list l_tree_depth too large', `depth ${list.treeDepth}`);
   for (let level = 0; list.treeDepth > 0; level++) {
     if (level >= MAX_DEPTH) throw new Ocfs2CorruptError(where, 'extent tree too deep', `depth ${root.treeDepth}`);
     if (list.recs.length === 0) throw new Ocfs2CorruptError(where, 'empty interior extent list');
-    let pick = list.recs[0]!;
-    for (const r of list.recs) { if (r.cpos <= cpos) pick = r; else break; }
-    const eb = await vol.readExtentBlock(pick.blkno);
+    let pick = 0;
+    list.recs.forEach((r, i) => { if (r.cpos <= cpos) pick = i; });
+    const blk = list.recs[pick]!.blkno;
+    const eb = await vol.readExtentBlock(blk);
     if (eb.list.treeDepth !== list.treeDepth - 1) {
-      throw new Ocfs2CorruptError(pick.blkno, 'extent block depth mismatch',
+      throw new Ocfs2CorruptError(blk, 'extent block depth mismatch',
         `l_tree_depth ${eb.list.treeDepth}, parent depth ${list.treeDepth}`);
     }
+    checkList(vol, eb.list, blk, kind, interiorRecordRange(list, pick));
     list = eb.list;
-    where = pick.blkno;
+    where = blk;
   }
   return list.recs;
 }
@@ -58,8 +70,9 @@ export async function lookupExtent(
   vol: Volume, root: ExtentList, ownerBlkno: number, cpos: number,
 ): Promise<{ extent?: LeafExtent; next?: LeafExtent }> {
   const recs = await findLeafList(vol, root, ownerBlkno, cpos);
+  // An empty leaf record (clusters 0) maps nothing.
   for (const r of recs) {
-    if (r.cpos + r.clusters <= cpos) continue;
+    if (r.clusters === 0 || r.cpos + r.clusters <= cpos) continue;
     if (r.cpos <= cpos) return { extent: toLeaf(r) };
     return { next: toLeaf(r) };
   }
@@ -73,18 +86,20 @@ export async function lookupExtent(
 }
 
 /** Every leaf record of the tree, in logical order. */
-export async function allLeafExtents(vol: Volume, root: ExtentList, ownerBlkno: number): Promise<LeafExtent[]> {
+export async function allLeafExtents(vol: Volume, root: ExtentList, ownerBlkno: number, kind: TreeKind = {}): Promise<LeafExtent[]> {
   const out: LeafExtent[] = [];
-  const walk = async (list: ExtentList, where: number, level: number): Promise<void> => {
+  const walk = async (list: ExtentList, where: number, level: number, range?: { start: number; end: number }): Promise<void> => {
     if (level > MAX_DEPTH) throw new Ocfs2CorruptError(where, 'extent tree too deep');
-    if (list.treeDepth === 0) { for (const r of list.recs) out.push(toLeaf(r)); return; }
-    for (const r of list.recs) {
+    checkList(vol, list, where, kind, range);
+    if (list.treeDepth === 0) { for (const r of list.recs) if (r.clusters > 0) out.push(toLeaf(r)); return; }
+    for (let i = 0; i < list.recs.length; i++) {
+      const r = list.recs[i]!;
       const eb = await vol.readExtentBlock(r.blkno);
       if (eb.list.treeDepth !== list.treeDepth - 1) {
         throw new Ocfs2CorruptError(r.blkno, 'extent block depth mismatch',
           `l_tree_depth ${eb.list.treeDepth}, parent depth ${list.treeDepth}`);
       }
-      await walk(eb.list, r.blkno, level + 1);
+      await walk(eb.list, r.blkno, level + 1, interiorRecordRange(list, i));
     }
   };
   await walk(root, ownerBlkno, 0);

@@ -4,7 +4,7 @@
  */
 import { Ocfs2CorruptError } from './errors';
 import { OCFS2_INLINE_DATA_FL } from './constants';
-import { inodeExtentList, inodeInlineData, fastSymlinkTarget } from './structs/dinode';
+import { inodeExtentList, inodeInlineData, fastSymlinkTarget, validateSymlinkSize } from './structs/dinode';
 import { readMappedInto } from './extentmap';
 import type { InodeBlock, Volume } from './volume';
 
@@ -40,6 +40,8 @@ export async function readFile(vol: Volume, f: InodeBlock, offset: number, lengt
 export async function readSymlink(vol: Volume, f: InodeBlock): Promise<Buffer> {
   if ((f.inode.mode & S_IFMT) !== S_IFLNK) throw new Ocfs2CorruptError(f.inode.blkno, 'not a symlink');
   if (f.inode.clusters === 0) return fastSymlinkTarget(f.buf, f.inode.blkno);
+  // i_size sizes the buffer: bounded first (a corrupt 2^32 would stall the daemon).
+  validateSymlinkSize({ i_clusters: f.inode.clusters, i_size: f.inode.size }, f.inode.blkno, vol.blockSize, vol.clusterSize);
   const data = await readFile(vol, f, 0, f.inode.size);
   const nul = data.indexOf(0);
   return nul >= 0 ? data.subarray(0, nul) : data;

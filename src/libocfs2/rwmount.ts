@@ -31,9 +31,12 @@ import {
 import { DirectTransactionManager, type TransactionManager } from './txn';
 import { Allocators } from './alloc';
 import { JournaledTransactionManager, recoverSlotAllocState, setJournalDinodeFlags, type JournalManagerOptions } from './journal';
-import { JOURNAL_SYSTEM_INODE, SLOT_MAP_SYSTEM_INODE, systemFileName } from './sysfiles';
+import { JOURNAL_SYSTEM_INODE, SLOT_MAP_SYSTEM_INODE, TRUNCATE_LOG_SYSTEM_INODE, systemFileName } from './sysfiles';
+import { CHECK_OFFSET } from './blockcheck';
+import { clusterOwners } from './check';
+import { truncateLogRecordProblems, type TruncateLog } from './structs/truncatelog';
 import { decodeSlotMap, encodeSlotMap, slotOfNode, slotMapBytes, type SlotMap } from './structs/slotmap';
-import { inodeExtentList } from './structs/dinode';
+import { inodeExtentList, inodeTruncateLog, writeInodeTruncateLog } from './structs/dinode';
 import { allLeafExtents } from './extentmap';
 import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from './structs/heartbeat';
 import { locateHeartbeatArea } from '../cluster/heartbeat/locate';
@@ -101,6 +104,66 @@ export async function liveHeartbeatNodes(devPath: string, waitMs: number): Promi
     return out;
   } finally {
     io.close(fd);
+  }
+}
+
+/**
+ * Truncate log records found at mount are not trusted blindly: a record that
+ * reaches past the volume, or covers clusters a live file or allocator owns
+ * (as check's pass 1 finds them), would free them and let the next write
+ * overwrite that file (issue 16).  The kernel frees them without looking
+ * (ocfs2_replay_truncate_records); we drop the owned or impossible part of
+ * each record with a log line naming the truncate log block, record and
+ * owner, and keep the rest.  The scan costs one pass over the inodes, paid
+ * only when a log is non-empty at mount (after a crash or corruption).
+ * When the scan itself fails, no record is freed (leaking is recoverable,
+ * freeing a live file's clusters is not).
+ */
+export async function screenTruncateLogs(vol: Volume, tm: TransactionManager, slots: readonly number[], warn: (m: string) => void): Promise<void> {
+  const logs: Array<{ blk: number; buf: Buffer; tl: TruncateLog }> = [];
+  for (const s of slots) {
+    const blk = vol.systemFile(systemFileName(TRUNCATE_LOG_SYSTEM_INODE, s));
+    const buf = (await vol.readInode(blk)).buf;
+    const tl = inodeTruncateLog(buf, blk);
+    if (tl.used > 0) logs.push({ blk, buf, tl });
+  }
+  if (logs.length === 0) return;
+  let owner: ((c: number) => number | undefined) | null = null;
+  try { owner = await clusterOwners(vol); } catch (e) {
+    warn(`truncate log check: cluster ownership scan failed (${(e as Error).message}): no truncate log record is freed`);
+  }
+  for (const { blk, buf, tl } of logs) {
+    const keep: TruncateLog['recs'] = [];
+    const bad = new Map(truncateLogRecordProblems(tl, vol.sb.clusters).map((p) => [p.rec, p]));
+    tl.recs.forEach((r, i) => {
+      const p = bad.get(i);
+      if (p) { warn(`block ${blk}: truncate log record ${i} ${p.field}: ${p.check}: record dropped, nothing freed`); return; }
+      if (!owner) { warn(`block ${blk}: truncate log record ${i} (${r.t_start}+${r.t_clusters}) not verified: record dropped, nothing freed`); return; }
+      // Split the record into runs nobody owns (kept) and owned runs (dropped, named once per owner run).
+      let runStart = -1;
+      let ownedFrom = -1; let ownedBy: number | undefined;
+      const flushOwned = (end: number): void => {
+        if (ownedFrom < 0) return;
+        warn(`block ${blk}: truncate log record ${i} t_start ${r.t_start}, t_clusters ${r.t_clusters}: clusters ${ownedFrom}-${end - 1} belong to ${ownedBy ? `inode ${ownedBy}` : 'allocator metadata'}: not freed`);
+        ownedFrom = -1;
+      };
+      for (let c = r.t_start; c <= r.t_start + r.t_clusters; c++) {
+        const o = c < r.t_start + r.t_clusters ? owner(c) : undefined;
+        const free = c < r.t_start + r.t_clusters && o === undefined;
+        if (free && runStart < 0) runStart = c;
+        if (!free && runStart >= 0) { keep.push({ t_start: runStart, t_clusters: c - runStart }); runStart = -1; }
+        if (o !== undefined && (ownedFrom < 0 || o !== ownedBy)) { flushOwned(c); ownedFrom = c; ownedBy = o; }
+        if (o === undefined) flushOwned(c);
+      }
+    });
+    const same = keep.length === tl.recs.length && keep.every((k, j) => k.t_start === tl.recs[j]!.t_start && k.t_clusters === tl.recs[j]!.t_clusters);
+    if (same) continue;
+    if (keep.length > tl.count) continue; // split beyond capacity: cannot happen with fewer clusters than records
+    await tm.run(async (tx) => {
+      const nb = Buffer.from(buf);
+      writeInodeTruncateLog(nb, { ...tl, used: keep.length, recs: keep });
+      tx.writeMeta(blk, nb, CHECK_OFFSET.dinode);
+    });
   }
 }
 
@@ -202,7 +265,8 @@ export async function openReadWrite(devPath: string, opts: OpenReadWriteOptions 
       tm = new DirectTransactionManager(vol);
     }
 
-    // Finish the recovery of every replayed slot (ours included).
+    // Finish the recovery of every replayed slot (ours included), freeing only what nobody owns.
+    await screenTruncateLogs(vol, tm, [...new Set([...recovered, slot])], warn);
     for (const s of recovered) {
       const r = await recoverSlotAllocState(vol, tm, s);
       if (r.localAlloc || r.truncateLog) warn(`slot ${s}: ${r.localAlloc} local alloc and ${r.truncateLog} truncate log clusters back to the global bitmap`);

@@ -58,6 +58,8 @@ export class Volume {
   readonly clusterBits: number;
   readonly uuidHash: number;
   private systemFiles = new Map<string, number>();
+  /** Where corruption that is skipped rather than failed is reported (the open's `warn`). */
+  warn: (msg: string) => void = () => undefined;
   /** Slots whose journals were replayed at open (in memory when read-only, to disk when read-write). */
   replayedSlots: number[] = [];
   /**
@@ -86,6 +88,7 @@ export class Volume {
       });
       dev.setBlockSize(probe.blocksize);
       const vol = new Volume(dev, probe.sb, probe.block);
+      if (opts.warn) vol.warn = opts.warn;
       vol.checkFeatures(opts.readOnly);
       if (vol.sb.clusters * (vol.clusterSize / vol.blockSize) > dev.blockCount) {
         opts.warn?.(`volume claims ${vol.sb.clusters} clusters but the device holds only ${dev.blockCount} blocks (truncated image?)`);

@@ -48,7 +48,7 @@ export async function listXattrRefs(vol: Volume, f: InodeBlock): Promise<XattrRe
       for (const item of block.attrs!.items) out.push({ name: item.name, valueSize: item.valueSize, source: xb, item });
     } else {
       const bpb = blocksPerXattrBucket(vol.blockSize);
-      for (const ext of await allLeafExtents(vol, block.tree!.list, inode.xattrLoc)) {
+      for (const ext of await allLeafExtents(vol, block.tree!.list, inode.xattrLoc, { hashed: true })) {
         const first = await readBucket(vol, ext.blkno);
         const n = bucketsInUse(first, ext.blkno, ext.clusters, vol.clusterSize);
         for (let i = 0; i < n; i++) {

@@ -7,7 +7,8 @@
  *   from the global bitmap; a window is a run of the global bitmap marked
  *   used there while we hold it, with la_bitmap saying what is really used;
  * - freed clusters go to the slot's truncate log (truncate_log:NNNN) and
- *   reach the global bitmap when the log is flushed (full, ENOSPC, unmount);
+ *   reach the global bitmap when the log is flushed (full, unmount, and on
+ *   ENOSPC in a committed transaction of its own: freeTruncateLog);
  * - inodes and metadata blocks: from inode_alloc:NNNN / extent_alloc:NNNN,
  *   which grow by whole groups of cl_cpg clusters taken straight from the
  *   global bitmap, or by discontiguous groups (bg_list) when DISCONTIG_BG is
@@ -29,7 +30,7 @@ import {
   DINODE_ID2_OFFSET, DinodeHeader, inodeChainList, inodeLocalAlloc, inodeTruncateLog, readId1Bitmap,
   writeId1Bitmap, writeInodeChainList, writeInodeLocalAlloc, writeInodeTruncateLog,
 } from '../structs/dinode';
-import { LocalAllocHeader } from '../structs/localalloc';
+import { LocalAllocHeader, localAllocBitmapCapacity, localAllocProblems } from '../structs/localalloc';
 import { encodeExtentList, emptyExtentList, type ExtentRec } from '../structs/extent';
 import {
   GROUP_LIST_OFFSET, GroupDescHeader, extentRecsPerGroupDesc, groupBitmapSize, setBit, testBit,
@@ -38,7 +39,7 @@ import {
   EXTENT_ALLOC_SYSTEM_INODE, GLOBAL_BITMAP_SYSTEM_INODE, INODE_ALLOC_SYSTEM_INODE, LOCAL_ALLOC_SYSTEM_INODE,
   TRUNCATE_LOG_SYSTEM_INODE, systemFileName,
 } from '../sysfiles';
-import type { Transaction } from '../txn';
+import type { Transaction, TransactionManager } from '../txn';
 import type { Volume } from '../volume';
 import { ChainAllocator, type BitClaim } from './chain';
 
@@ -203,10 +204,8 @@ export class Allocators {
     const { buf } = await this.vol.readInode(this.localAllocBlkno);
     const la = inodeLocalAlloc(buf, this.localAllocBlkno);
     const b = readId1Bitmap(buf);
-    if (b.i_total > la.header.la_size * 8 || b.i_used > b.i_total) {
-      throw new Ocfs2CorruptError(this.localAllocBlkno, 'local alloc window larger than its bitmap',
-        `i_total ${b.i_total}, i_used ${b.i_used}, la_size ${la.header.la_size}`);
-    }
+    const p = localAllocProblems(la.header, b, localAllocBitmapCapacity(this.vol.blockSize, DINODE_ID2_OFFSET), this.vol.sb.clusters)[0];
+    if (p) throw new Ocfs2CorruptError(this.localAllocBlkno, `local alloc ${p.field}: ${p.check}`, p.code);
     return { buf, bmOff: la.header.la_bm_off, total: b.i_total, used: b.i_used, bitmap: la.bitmap, laSize: la.header.la_size };
   }
 
@@ -317,6 +316,21 @@ export class Allocators {
     }
   }
 
+  /**
+   * ocfs2_try_to_free_truncate_log: when an allocation failed with ENOSPC and
+   * the truncate log holds clusters, flush it in a transaction of its own and
+   * commit the journal, so that the freed clusters become allocatable (within
+   * the flushing transaction they are not: the truncate that logged them may
+   * not be committed yet, see freedIn).  True when clusters were freed and the
+   * allocation is worth retrying.  Must be called outside any transaction.
+   */
+  async freeTruncateLog(tm: TransactionManager): Promise<boolean> {
+    if ((await this.truncateLogClusters()) === 0) return false;
+    await tm.run((tx) => this.flushTruncateLog(tx));
+    await tm.flush();
+    return true;
+  }
+
   /** ocfs2_truncate_log_append: coalesce with the last record when contiguous. */
   async freeClusters(tx: Transaction, run: ClusterRun): Promise<void> {
     if (run.count <= 0) return;
@@ -362,13 +376,9 @@ export class Allocators {
     }
     let r = await this.claimGlobal(tx, min, want, goal);
     if (r) return r;
-    // ocfs2_try_to_free_truncate_log, then the space still held in our window.
-    if ((await this.readTruncateLog()).tl.used > 0) {
-      await this.flushTruncateLog(tx);
-      r = useLocal ? await this.claimLocal(tx, min, want) : null;
-      r ??= await this.claimGlobal(tx, min, want, goal);
-      if (r) return r;
-    }
+    // The space still held in our window (never written: reusable at once).  What the truncate log
+    // holds is not reusable in this transaction: the caller frees it in one of its own and retries
+    // (freeTruncateLog, ocfs2_try_to_free_truncate_log).
     if ((await this.readLocalAlloc()).total > 0) {
       await this.dropWindow(tx);
       r = await this.claimGlobal(tx, min, want, goal);
@@ -458,12 +468,7 @@ export class Allocators {
 
   /** A contiguous run from the global bitmap (groups bypass the local alloc: ALLOC_GROUPS_FROM_GLOBAL). */
   private async claimForGroup(tx: Transaction, min: number, want: number): Promise<ClusterRun | null> {
-    let r = await this.claimGlobal(tx, min, want);
-    if (!r && (await this.readTruncateLog()).tl.used > 0) {
-      await this.flushTruncateLog(tx);
-      r = await this.claimGlobal(tx, min, want);
-    }
-    return r;
+    return this.claimGlobal(tx, min, want);
   }
 
   /** ocfs2_block_group_alloc: a new group of cl_cpg clusters in the smallest chain. */

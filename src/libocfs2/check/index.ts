@@ -10,28 +10,30 @@
  */
 import { Volume } from '../volume';
 import { DirectTransactionManager } from '../txn';
-import { Ocfs2Error, Ocfs2FormatError } from '../errors';
+import { Ocfs2CorruptError, Ocfs2Error, Ocfs2FormatError } from '../errors';
 import { CHECK_OFFSET, verifyBlockCheck } from '../blockcheck';
 import {
   DinodeHeader, INLINE_DATA_OFFSET, inodeExtentList, inodeInlineData, inodeLocalAlloc,
-  inodeTruncateLog, readId1Bitmap, readId1Journal, setLinksCount, writeId1Journal,
+  inodeTruncateLog, readId1Bitmap, readId1Journal, setLinksCount, writeId1Journal, symlinkMaxSize, DINODE_ID2_OFFSET,
 } from '../structs/dinode';
-import { decodeExtentBlock, type ExtentList } from '../structs/extent';
+import { readMapped, allLeafExtents } from '../extentmap';
+import { LocalAllocHeader, localAllocBitmapCapacity, localAllocProblems } from '../structs/localalloc';
+import { decodeExtentBlock, extentRecordProblems, interiorRecordRange, type ExtentList } from '../structs/extent';
 import { testBit } from '../structs/group';
 import {
   OCFS2_CHAIN_FL, OCFS2_DEALLOC_FL, OCFS2_EXT_REFCOUNTED, OCFS2_HAS_XATTR_FL, OCFS2_INDEXED_DIR_FL,
   OCFS2_INLINE_DATA_FL, OCFS2_INLINE_XATTR_FL, OCFS2_INODE_SIGNATURE, OCFS2_LOCAL_ALLOC_FL, OCFS2_ORPHANED_FL,
   OCFS2_SUPER_BLOCK_FL, OCFS2_SYSTEM_FL, OCFS2_VALID_FL, OCFS2_FT_DIR, OCFS2_FT_UNKNOWN, OCFS2_JOURNAL_DIRTY_FL,
-  OCFS2_FEATURE_INCOMPAT_SPARSE_ALLOC, OCFS2_FEATURE_COMPAT_BACKUP_SB, S_IFDIR, S_IFLNK, S_IFMT, hasSignature,
+  OCFS2_FEATURE_INCOMPAT_SPARSE_ALLOC, OCFS2_FEATURE_COMPAT_BACKUP_SB, S_IFDIR, S_IFLNK, S_IFMT, hasSignature, OCFS2_HAS_REFCOUNT_FL,
 } from '../constants';
 import {
   dirBlockArea, dirBlockCheckOffset, dirHasTrailer, dirTrailerOffset, DirBlockTrailer, fileTypeOfMode,
-  iterateDirEntries, insertDirEntry, largestDirHole, removeDirEntry, type DirArea,
+  iterateDirEntries, insertDirEntry, largestDirHole, removeDirEntry, direntNameProblem, type DirArea,
 } from '../structs/dir';
-import { decodeDxRoot, DX_ROOT_CHECK_OFFSET } from '../structs/dxdir';
+import { decodeDxRoot, decodeDxLeaf, DX_ROOT_CHECK_OFFSET, DX_LEAF_CHECK_OFFSET } from '../structs/dxdir';
 import {
   decodeXattrBlock, listInlineXattrs, listXattrBucket, bucketsInUse, blocksPerXattrBucket,
-  XATTR_BLOCK_CHECK_OFFSET, type XattrList,
+  XATTR_BLOCK_CHECK_OFFSET, xattrNameHashProblem, type XattrList,
 } from '../structs/xattr';
 import { backupSuperblockBlknos } from '../structs/superblock';
 import { systemFileName, GLOBAL_BITMAP_SYSTEM_INODE, GLOBAL_INODE_ALLOC_SYSTEM_INODE, INODE_ALLOC_SYSTEM_INODE,
@@ -160,7 +162,34 @@ export async function checkVolume(device: string, opts: CheckOptions = {}): Prom
 
 export { FSCK_ERROR };
 
-async function runPasses(ctx: CheckContext): Promise<void> {
+/**
+ * Who owns each cluster, as pass 0 and the inode scan of pass 1 find it
+ * (allocator groups, the system area, every valid inode's extent trees,
+ * xattr and dx trees); local alloc windows and truncate logs are not
+ * counted.  For the mount, which must not free what a live file owns (a
+ * corrupt truncate log record).  Returns the owner of a cluster: an inode's
+ * block number, 0 for allocator metadata, undefined when unclaimed.
+ */
+export async function clusterOwners(vol: Volume): Promise<(cluster: number) => number | undefined> {
+  const ctx = new CheckContext(vol, new DirectTransactionManager(vol), false, () => undefined);
+  await claimPass(ctx);
+  const runs: Array<[number, number, number]> = [];
+  for (const info of ctx.inodes.values()) for (const [s, n] of info.runs) runs.push([s, n, info.blkno]);
+  runs.sort((a, b) => a[0] - b[0]);
+  return (c) => {
+    if (!ctx.isUsed(c)) return undefined;
+    // The last run starting at or before c (binary search), else allocator metadata.
+    let lo = 0; let hi = runs.length - 1; let hit = -1;
+    while (lo <= hi) { const mid = (lo + hi) >> 1; if (runs[mid]![0] <= c) { hit = mid; lo = mid + 1; } else hi = mid - 1; }
+    for (let i = hit; i >= 0 && i > hit - 64; i--) { const [s, n, o] = runs[i]!; if (c >= s && c < s + n) return o; }
+    return 0;
+  };
+}
+
+interface ClaimPassResult { global: AllocatorInfo; inodeBits: Map<AllocatorInfo, Buffer[]>; extentAllocs: AllocatorInfo[] }
+
+/** Pass 0 (allocator chains) and the inode scan of pass 1: every cluster claimed in ctx. */
+async function claimPass(ctx: CheckContext): Promise<ClaimPassResult> {
   const vol = ctx.vol;
   const slots = vol.maxSlots;
   ctx.say('Pass 0a: Checking cluster allocation chains');
@@ -195,6 +224,11 @@ async function runPasses(ctx: CheckContext): Promise<void> {
   ctx.say('Pass 1: Checking inodes and blocks');
   const inodeBits = new Map<AllocatorInfo, Buffer[]>();
   for (const a of inodeAllocs) inodeBits.set(a, await scanInodeAllocator(ctx, a));
+  return { global, inodeBits, extentAllocs };
+}
+
+async function runPasses(ctx: CheckContext): Promise<void> {
+  const { global, inodeBits, extentAllocs } = await claimPass(ctx);
   await markLocalAllocsAndTruncateLogs(ctx);
   await checkClusterBitmap(ctx, global);
   if (ctx.dups.size > 0) await reportDuplicates(ctx);
@@ -330,16 +364,25 @@ async function scanInodeAllocator(ctx: CheckContext, a: AllocatorInfo): Promise<
 interface Leaf { cpos: number; clusters: number; blkno: number; flags: number }
 
 /** Walk an extent tree, claiming its clusters; returns the leaf records (and the count of clusters they map). */
-async function walkExtents(ctx: CheckContext, list: ExtentList, owner: number, info: InodeInfo | null, level = 0): Promise<Leaf[]> {
+async function walkExtents(
+  ctx: CheckContext, list: ExtentList, owner: number, info: InodeInfo | null,
+  at: { holder?: number; hashed?: boolean; range?: { start: number; end: number }; level?: number } = {},
+): Promise<Leaf[]> {
   const vol = ctx.vol;
   const out: Leaf[] = [];
+  const level = at.level ?? 0;
+  const holder = at.holder ?? owner;
   if (level > 5) { ctx.report('1', 'EXTENT_LIST_DEPTH', owner, `Extent tree of ${owner} is too deep`, false); return out; }
-  for (const r of list.recs) {
+  // The record checks the read path makes (structs/extent.ts), one report per failed record.
+  const bad = new Set<number>();
+  for (const p of extentRecordProblems(list, { blockCount: vol.dev.blockCount, clusterBlocks: vol.clusterBlocks, range: at.range, disjoint: !at.hashed })) {
+    ctx.report('1', p.code, owner, `Extent record ${p.rec} of owner ${owner} in block ${holder}: ${p.field} ${p.check}`, false);
+    if (p.code !== 'EXTENT_OVERLAP' && p.code !== 'EXTENT_OUT_OF_PARENT') bad.add(p.rec);
+  }
+  for (let i = 0; i < list.recs.length; i++) {
+    const r = list.recs[i]!;
+    if (bad.has(i)) continue;
     if (list.treeDepth > 0) {
-      if (r.blkno <= 2 || r.blkno >= vol.dev.blockCount) {
-        ctx.report('1', 'EXTENT_BLKNO_RANGE', owner, `Extent record in ${owner} points to block ${r.blkno} which is out of range`, false);
-        continue;
-      }
       let eb;
       try {
         const buf = await vol.readMetaBlock(r.blkno, CHECK_OFFSET.extentBlock);
@@ -352,19 +395,15 @@ async function walkExtents(ctx: CheckContext, list: ExtentList, owner: number, i
         ctx.report('1', 'EXTENT_LIST_DEPTH', r.blkno, `Extent block ${r.blkno} has depth ${eb.list.treeDepth}, expected ${list.treeDepth - 1}`, false);
         continue;
       }
-      out.push(...await walkExtents(ctx, eb.list, owner, info, level + 1));
+      out.push(...await walkExtents(ctx, eb.list, owner, info, { holder: r.blkno, hashed: at.hashed, range: interiorRecordRange(list, i), level: level + 1 }));
       continue;
     }
     if (r.clusters === 0) continue;
-    if (r.blkno % vol.clusterBlocks !== 0) {
-      ctx.report('1', 'EXTENT_BLKNO_UNALIGNED', owner, `Extent record in inode ${owner} starts at block ${r.blkno}, which is not on a cluster boundary`, false);
-      continue;
+    if ((r.flags & OCFS2_EXT_REFCOUNTED) && info && !(info.dynFeatures & OCFS2_HAS_REFCOUNT_FL)) {
+      // fsck.ocfs2 extent.c: a refcounted extent in an inode without a refcount tree.
+      ctx.report('1', 'EXTENT_MARKED_REFCOUNTED', owner, `Extent record ${i} of owner ${owner} in block ${holder} is marked refcounted but the inode has no refcount tree`, false);
     }
     const c = r.blkno / vol.clusterBlocks;
-    if (r.blkno === 0 || c + r.clusters > vol.sb.clusters) {
-      ctx.report('1', 'EXTENT_BLKNO_RANGE', owner, `Extent record in inode ${owner} maps clusters ${c}..${c + r.clusters - 1}, beyond the volume`, false);
-      continue;
-    }
     ctx.claim(c, r.clusters, (r.flags & OCFS2_EXT_REFCOUNTED) !== 0);
     info?.runs.push([c, r.clusters]);
     out.push({ cpos: r.cpos, clusters: r.clusters, blkno: r.blkno, flags: r.flags });
@@ -372,8 +411,26 @@ async function walkExtents(ctx: CheckContext, list: ExtentList, owner: number, i
   return out;
 }
 
-async function walkXattrList(ctx: CheckContext, l: XattrList, owner: number, info: InodeInfo): Promise<void> {
-  for (const it of l.items) if (!it.local && it.valueRoot) await walkExtents(ctx, it.valueRoot.list, owner, info);
+async function walkXattrList(ctx: CheckContext, l: XattrList, owner: number, info: InodeInfo, holder: number): Promise<void> {
+  for (const it of l.items) {
+    const bad = xattrNameHashProblem(it, ctx.vol.uuidHash);
+    if (bad) ctx.report('1', 'XATTR_HASH_INVALID', holder, `Extended attribute of inode ${owner} in block ${holder}: ${bad}`, false);
+    if (!it.local && it.valueRoot) await walkExtents(ctx, it.valueRoot.list, owner, info);
+  }
+}
+
+/** fsck.ocfs2 pass1 check_link_size (LINK_SIZE): i_size is the target's length up to its NUL, within symlinkMaxSize. */
+async function checkSymlinkSize(ctx: CheckContext, blkno: number, buf: Buffer, h: ReturnType<typeof DinodeHeader.decode>): Promise<void> {
+  const vol = ctx.vol;
+  const max = symlinkMaxSize(h, vol.blockSize, vol.clusterSize);
+  const area = h.i_clusters === 0
+    ? buf.subarray(DINODE_ID2_OFFSET, DINODE_ID2_OFFSET + max + 1)
+    : await readMapped(vol, inodeExtentList(buf, blkno), blkno, 0, max + 1);
+  const nul = area.indexOf(0);
+  const onDisk = nul < 0 ? area.length : nul;
+  if (h.i_size !== onDisk) {
+    ctx.report('1', 'LINK_SIZE', blkno, `The target of symlink inode ${blkno} is ${onDisk} bytes long on disk, but i_size is ${h.i_size} bytes long`, false);
+  }
 }
 
 async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promise<void> {
@@ -394,6 +451,16 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
   };
   ctx.inodes.set(blkno, info);
   if (blkno === vol.rootBlkno && !isDir) ctx.report('1', 'ROOT_NOTDIR', blkno, `Root inode ${blkno} isn't a directory`, false);
+  if (h.i_flags & OCFS2_LOCAL_ALLOC_FL) {
+    const la = LocalAllocHeader.decode(buf, DINODE_ID2_OFFSET);
+    for (const p of localAllocProblems(la, readId1Bitmap(buf), localAllocBitmapCapacity(vol.blockSize, DINODE_ID2_OFFSET), vol.sb.clusters)) {
+      ctx.report('1', p.code, blkno, `Local alloc inode ${blkno}: ${p.field} ${p.check}`, false);
+    }
+  }
+  if (h.i_dtime !== 0 && !(h.i_flags & OCFS2_ORPHANED_FL)) {
+    // fsck.ocfs2 pass1 (INODE_NZ_DTIME): a valid, non-orphaned inode has no deletion time.
+    ctx.report('1', 'INODE_NZ_DTIME', blkno, `Inode ${blkno} is in use but has a non-zero dtime (${h.i_dtime})`, false);
+  }
   if (h.i_flags & (OCFS2_CHAIN_FL | OCFS2_LOCAL_ALLOC_FL | OCFS2_DEALLOC_FL | OCFS2_SUPER_BLOCK_FL)) return;
   try {
     if (info.inline) {
@@ -407,7 +474,9 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
       const leaves = await walkExtents(ctx, inodeExtentList(buf, blkno), blkno, info);
       const total = leaves.reduce((s, l) => s + l.clusters, 0);
       if (total !== h.i_clusters) {
-        const fix = ctx.report('1', 'INODE_CLUSTERS', blkno, `Inode ${blkno} has ${h.i_clusters} clusters but its blocks fit in ${total} clusters`, true);
+        // fsck.ocfs2 names it INODE_SPARSE_CLUSTERS on sparse volumes.
+        const code = (vol.sb.incompat & OCFS2_FEATURE_INCOMPAT_SPARSE_ALLOC) ? 'INODE_SPARSE_CLUSTERS' : 'INODE_CLUSTERS';
+        const fix = ctx.report('1', code, blkno, `Inode ${blkno} has ${h.i_clusters} clusters but its blocks fit in ${total} clusters`, true);
         if (fix) {
           const nb = Buffer.from(buf);
           nb.writeUInt32LE(total, DinodeHeader.offsetOf('i_clusters'));
@@ -428,21 +497,22 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
         }
       }
     }
+    if ((mode & S_IFMT) === S_IFLNK && !info.inline) await checkSymlinkSize(ctx, blkno, buf, h);
     if (h.i_dyn_features & OCFS2_INLINE_XATTR_FL) {
-      await walkXattrList(ctx, listInlineXattrs(buf, vol.blockSize, h.i_xattr_inline_size, blkno), blkno, info);
+      await walkXattrList(ctx, listInlineXattrs(buf, vol.blockSize, h.i_xattr_inline_size, blkno), blkno, info, blkno);
     }
     if ((h.i_dyn_features & OCFS2_HAS_XATTR_FL) && h.i_xattr_loc) {
       const xb = await vol.readMetaBlock(h.i_xattr_loc, XATTR_BLOCK_CHECK_OFFSET);
       const block = decodeXattrBlock(xb, h.i_xattr_loc, vol.blockSize, { fsGeneration: vol.sb.fsGeneration });
-      if (block.attrs) await walkXattrList(ctx, block.attrs, blkno, info);
+      if (block.attrs) await walkXattrList(ctx, block.attrs, blkno, info, h.i_xattr_loc);
       if (block.tree) {
         const bpb = blocksPerXattrBucket(vol.blockSize);
-        for (const ext of await walkExtents(ctx, block.tree.list, blkno, info)) {
+        for (const ext of await walkExtents(ctx, block.tree.list, blkno, info, { holder: h.i_xattr_loc, hashed: true })) {
           const first = await vol.dev.readBlocks(ext.blkno, bpb);
           const nb = bucketsInUse(first, ext.blkno, ext.clusters, vol.clusterSize);
           for (let i = 0; i < nb; i++) {
             const bucket = i === 0 ? first : await vol.dev.readBlocks(ext.blkno + i * bpb, bpb);
-            await walkXattrList(ctx, listXattrBucket(bucket, ext.blkno + i * bpb, vol.blockSize), blkno, info);
+            await walkXattrList(ctx, listXattrBucket(bucket, ext.blkno + i * bpb, vol.blockSize), blkno, info, ext.blkno + i * bpb);
           }
         }
       }
@@ -450,7 +520,7 @@ async function checkInode(ctx: CheckContext, blkno: number, buf: Buffer): Promis
     if ((h.i_dyn_features & OCFS2_INDEXED_DIR_FL) && h.i_dx_root) {
       const rb = await vol.readMetaBlock(h.i_dx_root, DX_ROOT_CHECK_OFFSET);
       const root = decodeDxRoot(rb, h.i_dx_root, { fsGeneration: vol.sb.fsGeneration, dirBlkno: blkno });
-      if (root.list) await walkExtents(ctx, root.list, blkno, info);
+      if (root.list) await walkExtents(ctx, root.list, blkno, info, { holder: h.i_dx_root, hashed: true });
     }
   } catch (e) {
     if (!(e instanceof Ocfs2Error)) throw e;
@@ -468,10 +538,9 @@ async function markLocalAllocsAndTruncateLogs(ctx: CheckContext): Promise<void> 
       if (id1.i_total > 0) {
         const la = inodeLocalAlloc(buf, lb);
         const start = la.header.la_bm_off;
+        // A window that does not fit was reported with the inode (localAllocProblems).
         if (id1.i_total <= la.bitmap.length * 8 && start + id1.i_total <= vol.sb.clusters) {
           for (let bit = 0; bit < id1.i_total; bit++) if (!testBit(la.bitmap, bit)) ctx.claim(start + bit, 1);
-        } else {
-          ctx.report('1', 'LALLOC_BM_OVERRUN', lb, `Local alloc ${lb} window ${start}+${id1.i_total} does not fit`, false);
         }
       }
     } catch (e) { if (!(e instanceof Ocfs2Error)) throw e; }
@@ -572,6 +641,35 @@ function dirBlockRefs(ctx: CheckContext, d: InodeInfo, inodeBuf: Buffer): DirBlo
   return d.dirBlocks.map((b) => ({ blkno: b, area: dirBlockArea(b, vol.blockSize, trailer), checkOffset: trailer ? dirBlockCheckOffset(vol.blockSize) : null, trailer }));
 }
 
+/**
+ * The first problem of an indexed directory's dx tree, or null: the root and
+ * every dx leaf block must pass metaecc and its validator (fsck.ocfs2 treats
+ * an unreadable index as a missing one, DX_TREE_MISSING, and rebuilds it).
+ */
+async function dxTreeProblem(ctx: CheckContext, dirBlkno: number, ibuf: Buffer): Promise<string | null> {
+  const vol = ctx.vol;
+  const rootBlk = DinodeHeader.decode(ibuf, 0).i_dx_root;
+  const block = async (b: number, checkOffset: number): Promise<Buffer> => {
+    if (b <= 2 || b >= vol.dev.blockCount) throw new Ocfs2CorruptError(b, 'dx block outside the volume');
+    const buf = Buffer.from(await vol.dev.readBlock(b));
+    if (vol.metaEcc) verifyBlockCheck(buf, checkOffset, b);
+    return buf;
+  };
+  try {
+    const root = decodeDxRoot(await block(rootBlk, DX_ROOT_CHECK_OFFSET), rootBlk, { fsGeneration: vol.sb.fsGeneration, dirBlkno });
+    if (!root.list) return null;
+    for (const l of await allLeafExtents(vol, root.list, rootBlk, { hashed: true })) {
+      for (let i = 0; i < l.clusters * vol.clusterBlocks; i++) {
+        decodeDxLeaf(await block(l.blkno + i, DX_LEAF_CHECK_OFFSET), l.blkno + i, { fsGeneration: vol.sb.fsGeneration });
+      }
+    }
+    return null;
+  } catch (e) {
+    if (e instanceof Ocfs2Error) return e.message;
+    throw e;
+  }
+}
+
 async function pass2(ctx: CheckContext): Promise<void> {
   const vol = ctx.vol;
   const orphanDirs = orphanDirBlknos(ctx);
@@ -582,6 +680,10 @@ async function pass2(ctx: CheckContext): Promise<void> {
     const indexed = (d.dynFeatures & OCFS2_INDEXED_DIR_FL) !== 0;
     if (indexedFeature && !d.inline && !indexed && !d.system) {
       ctx.report('2', 'DX_TREE_MISSING', d.blkno, `Directory ${d.blkno} is missing index`, false);
+    }
+    if (indexed && !d.system) {
+      const bad = await dxTreeProblem(ctx, d.blkno, ibuf);
+      if (bad) ctx.report('2', 'DX_TREE_MISSING', d.blkno, `Directory ${d.blkno} is missing index (${bad})`, false);
     }
     let refs: DirBlockRef[];
     try { refs = dirBlockRefs(ctx, d, ibuf); } catch (e) {
@@ -617,6 +719,8 @@ async function pass2(ctx: CheckContext): Promise<void> {
           if (fix) { buf.writeBigUInt64LE(BigInt(d.blkno), e.offset); changed = true; }
           e.inode = d.blkno;
         }
+        const badName = direntNameProblem(e.name);
+        if (badName) ctx.report('2', 'DIRENT_NAME_CHARS', ref.blkno, `Directory entry at offset ${e.offset} of block ${ref.blkno} in directory ${d.blkno}: ${badName}`, false);
         if (names.has(name)) ctx.report('2', 'DIRENT_DUPLICATE', ref.blkno, `Duplicate directory entry '${name}' in directory ${d.blkno}`, false);
         names.add(name);
         if (e.inode >= vol.dev.blockCount || e.inode <= 2) {

@@ -242,7 +242,7 @@ export async function createDxRoot(
 
 /** The entry list (and leaf) a hash belongs to. */
 async function locate(vol: Volume, root: DxRoot, rootBlk: number, hash: DxHash): Promise<{ leafBlk: number; leafCpos: number }> {
-  const recs = await findLeafList(vol, root.list!, rootBlk, hash.major);
+  const recs = await findLeafList(vol, root.list!, rootBlk, hash.major, { hashed: true });
   const at = dxLeafBlockFor(recs, hash, vol.clusterBits, vol.blockBits);
   if (!at) throw new Ocfs2CorruptError(rootBlk, 'dx tree has no record for hash', `major 0x${hash.major.toString(16)}`);
   return { leafBlk: at.blkno, leafCpos: at.cpos };

@@ -74,6 +74,14 @@ export class Ocfs2Fs {
   async op<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.lock.runExclusive(async () => {
       // The directory caches follow the transaction: a failed one leaves them as the disk is.
+      try {
+        return await this.rv.tm.run(fn);
+      } catch (e) {
+        this.dirs.rollback();
+        // ocfs2_reserve_clusters_with_limit: on ENOSPC, free the truncate log (own transaction, journal
+        // committed) and try once more; the failed transaction left nothing behind.
+        if (!(e instanceof PosixError && e.code === 'ENOSPC') || !(await this.rv.alloc.freeTruncateLog?.(this.rv.tm))) throw e;
+      } finally { this.dirs.settle(); }
       try { return await this.rv.tm.run(fn); } catch (e) { this.dirs.rollback(); throw e; } finally { this.dirs.settle(); }
     });
   }

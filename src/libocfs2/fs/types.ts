@@ -20,6 +20,8 @@ export interface FsAllocators {
   freeInode(tx: Transaction, a: SubAlloc): Promise<void>;
   freeMetaBlock(tx: Transaction, a: SubAlloc): Promise<void>;
   statfs(): Promise<{ totalClusters: number; freeClusters: number }>;
+  /** After ENOSPC: free what the truncate log holds in a committed transaction of its own; true to retry. */
+  freeTruncateLog?(tm: TransactionManager): Promise<boolean>;
 }
 
 /** One extent tree (an inode's id2 list). */

@@ -48,6 +48,12 @@ export interface RecoverOptions {
    * set the bad blocks are skipped and listed in `checksumErrors`.
    */
   allowDataChecksumErrors?: boolean;
+  /**
+   * Checks a block about to be replayed onto fs block `home`; a string is the
+   * failed check, and recovery stops with Ocfs2CorruptError naming the
+   * journal block (nothing is written: replay writes only after the scan).
+   */
+  checkHome?: (home: number, data: Buffer) => string | null;
 }
 
 export interface RecoveryResult {
@@ -274,6 +280,8 @@ async function doOnePass(r: JournalReader, g: JournalGeometry, info: Info, pass:
           }
           const out = Buffer.from(data);
           if (tag.flags & JBD2_FLAG_ESCAPE) out.writeUInt32BE(JBD2_MAGIC, 0);
+          const bad = opts.checkHome?.(tag.blocknr, out);
+          if (bad) throw corrupt(r, io, 'replayed block fails the check of its home', `transaction ${nextCommit}, home fs block ${tag.blocknr}: ${bad}`);
           info.blocks.set(tag.blocknr, out);
           info.nrReplays++;
         }

@@ -6,6 +6,7 @@ import { inodeExtentList } from '../structs/dinode';
 import { allLeafExtents } from '../extentmap';
 import { journalReaderFromMapping, mapFromExtents, recoverJournal, type RecoveryResult, type JournalReader } from '../jbd2';
 import type { Volume } from '../volume';
+import { fixedHomeCheck } from './homecheck';
 
 /** A JournalReader over the journal file whose inode is at `journalBlkno`. */
 export async function journalReader(vol: Volume, journalBlkno: number): Promise<JournalReader> {
@@ -22,5 +23,5 @@ export async function journalReader(vol: Volume, journalBlkno: number): Promise<
 /** Scan and replay (in memory) the journal of one slot. */
 export async function recoverSlotJournal(vol: Volume, journalBlkno: number): Promise<RecoveryResult> {
   const r = await journalReader(vol, journalBlkno);
-  return recoverJournal(r, { fsBlockCount: vol.dev.blockCount });
+  return recoverJournal(r, { fsBlockCount: vol.dev.blockCount, checkHome: await fixedHomeCheck(vol) });
 }

@@ -12,6 +12,7 @@ import { applyRecovery, recoverJournal } from '../jbd2';
 import { JOURNAL_SYSTEM_INODE, systemFileName } from '../sysfiles';
 import type { Volume } from '../volume';
 import { JournalFile, setJournalDinodeFlags } from './file';
+import { fixedHomeCheck } from './homecheck';
 
 export interface ReplayOutcome {
   slot: number;
@@ -24,7 +25,7 @@ export interface ReplayOutcome {
 export async function replayJournalToDisk(vol: Volume, slot: number, journalBlkno?: number): Promise<ReplayOutcome> {
   const blkno = journalBlkno ?? vol.systemFile(systemFileName(JOURNAL_SYSTEM_INODE, slot));
   const jf = await JournalFile.open(vol, slot);
-  const res = await recoverJournal(jf.reader, { fsBlockCount: vol.dev.blockCount });
+  const res = await recoverJournal(jf.reader, { fsBlockCount: vol.dev.blockCount, checkHome: await fixedHomeCheck(vol) });
   await applyRecovery(jf.reader, res, {
     writeFsBlock: async (b, data) => { await vol.dev.writeBlocks(b, data); },
     writeLogBlock: async (n, data) => {

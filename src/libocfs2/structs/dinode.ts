@@ -356,15 +356,34 @@ export function inlineXattrArea(buf: Buffer, blkno: number): { offset: number; s
   return { offset: buf.length - size, size };
 }
 
+/** PATH_MAX - 1: the longest symlink target (ocfs2_symlink: the target and its NUL fit in PATH_MAX). */
+export const SYMLINK_MAX_TARGET = 4095;
+
+/**
+ * The longest i_size a symlink inode can have: a fast symlink's target and
+ * its NUL fit in id2 (ocfs2_fast_symlink_chars), a slow one's in its
+ * clusters, and neither is longer than PATH_MAX - 1.  Checked before i_size
+ * sizes a buffer or a read.
+ */
+export function symlinkMaxSize(h: Pick<DinodeHeaderT, 'i_clusters'>, blocksize: number, clusterSize: number): number {
+  if (h.i_clusters === 0) return fastSymlinkChars(blocksize) - 1;
+  return Math.min(SYMLINK_MAX_TARGET, h.i_clusters * clusterSize - 1);
+}
+
+/** symlinkMaxSize as a check: corruption of the inode block naming the field. */
+export function validateSymlinkSize(h: Pick<DinodeHeaderT, 'i_clusters' | 'i_size'>, blkno: number, blocksize: number, clusterSize: number): void {
+  const max = symlinkMaxSize(h, blocksize, clusterSize);
+  if (h.i_size > max) {
+    throw new Ocfs2CorruptError(blkno, `${h.i_clusters === 0 ? 'fast' : 'slow'} symlink i_size too large`, `i_size ${h.i_size}, max ${max}`);
+  }
+}
+
 /**
  * A fast symlink's target (i_clusters == 0): i_size bytes at id2, which must
  * fit with their NUL in the block.  Returns a copy.
  */
 export function fastSymlinkTarget(buf: Buffer, blkno: number): Buffer {
   const h = decodeOrCorrupt(DinodeHeader, buf, 0, blkno);
-  const max = fastSymlinkChars(buf.length) - 1;
-  if (h.i_size > max) {
-    throw new Ocfs2CorruptError(blkno, 'fast symlink i_size too large', `i_size ${h.i_size}, max ${max}`);
-  }
+  validateSymlinkSize({ i_clusters: 0, i_size: h.i_size }, blkno, buf.length, 0);
   return Buffer.from(buf.subarray(DINODE_ID2_OFFSET, DINODE_ID2_OFFSET + h.i_size));
 }

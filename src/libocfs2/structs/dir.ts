@@ -138,6 +138,16 @@ export function* iterateDirEntries(buf: Buffer, area: DirArea): Generator<DirEnt
   }
 }
 
+/**
+ * fsck.ocfs2 pass2 DIRENT_NAME_CHARS: a name holding '/' or NUL can be
+ * neither looked up nor listed.  The failed check, or null.
+ */
+export function direntNameProblem(name: Buffer): string | null {
+  if (name.includes(0)) return `name holds a NUL at byte ${name.indexOf(0)}`;
+  if (name.includes(0x2f)) return `name holds '/' at byte ${name.indexOf(0x2f)}`;
+  return null;
+}
+
 /** All entries (including unused ones) as an array. */
 export function readDirEntries(buf: Buffer, area: DirArea): DirEntry[] {
   return [...iterateDirEntries(buf, area)];

@@ -221,3 +221,86 @@ export function encodeExtentBlock(eb: ExtentBlock, buf: Buffer): Buffer {
   encodeExtentList(eb.list, buf, EXTENT_BLOCK_LIST_OFFSET);
   return buf;
 }
+
+/* ---- record validation (every read of a list, the checker, inspect) ----------------------- */
+
+/** What a list's records are checked against. */
+export interface ExtentRecordBounds {
+  /** Blocks in the volume: e_blkno (and a leaf's whole run) must lie inside. */
+  blockCount: number;
+  /** Blocks per cluster: a leaf's e_blkno is cluster aligned. */
+  clusterBlocks: number;
+  /**
+   * The parent record's range [start, end) of e_cpos (interior record of the level above):
+   * every record of this list must lie inside it.
+   */
+  range?: { start: number; end: number };
+  /**
+   * Leaf records map disjoint logical ranges (file data, directories, symlinks, dx trees).
+   * False for xattr trees, whose e_cpos are name hashes: there only the order is checked.
+   */
+  disjoint?: boolean;
+}
+
+/** One failed check of one record: fsck.ocfs2's problem code, the field and the check. */
+export interface ExtentRecordProblem {
+  code: 'EXTENT_BLKNO_RANGE' | 'EXTENT_CLUSTERS_OVERRUN' | 'EXTENT_BLKNO_UNALIGNED' | 'EXTENT_OVERLAP' | 'EXTENT_OUT_OF_PARENT';
+  /** Index of the record in the list. */
+  rec: number;
+  field: 'e_blkno' | 'e_cpos' | 'e_leaf_clusters' | 'e_int_clusters';
+  check: string;
+}
+
+/**
+ * The record checks of an extent list (fsck.ocfs2 extent.c check_er/check_el, and
+ * the order the kernel's ocfs2_find_path/ocfs2_search_extent_list rely on):
+ * e_blkno inside the volume (a leaf's whole run too) and cluster aligned for
+ * leaves; records sorted by e_cpos, leaves not overlapping; every record
+ * inside the parent's range.  Work is linear in l_next_free_rec, which
+ * decodeExtentList has bounded by l_count.
+ */
+export function extentRecordProblems(list: ExtentList, b: ExtentRecordBounds): ExtentRecordProblem[] {
+  const out: ExtentRecordProblem[] = [];
+  const leaf = list.treeDepth === 0;
+  const lenField = leaf ? 'e_leaf_clusters' : 'e_int_clusters';
+  let prevEnd = -1;
+  let prevCpos = -1;
+  list.recs.forEach((r, i) => {
+    // An empty leaf record (the kernel's "empty extent" at index 0) maps nothing.
+    if (leaf && r.clusters === 0) return;
+    const runBlocks = leaf ? r.clusters * b.clusterBlocks : 1;
+    if (r.blkno === 0 || r.blkno >= b.blockCount) {
+      out.push({ code: 'EXTENT_BLKNO_RANGE', rec: i, field: 'e_blkno', check: `${r.blkno} outside the volume (${b.blockCount} blocks)` });
+    } else if (r.blkno + runBlocks > b.blockCount) {
+      // fsck.ocfs2 check_er: the start is inside, the run goes past the end.
+      out.push({ code: 'EXTENT_CLUSTERS_OVERRUN', rec: i, field: lenField, check: `${r.blkno} + ${runBlocks} blocks runs past the volume (${b.blockCount} blocks)` });
+    } else if (leaf && r.blkno % b.clusterBlocks !== 0) {
+      out.push({ code: 'EXTENT_BLKNO_UNALIGNED', rec: i, field: 'e_blkno', check: `${r.blkno} not on a cluster boundary` });
+    }
+    if (r.cpos < prevCpos || (leaf && b.disjoint !== false && r.cpos < prevEnd) || (!leaf && r.cpos === prevCpos)) {
+      out.push({ code: 'EXTENT_OVERLAP', rec: i, field: 'e_cpos', check: `${r.cpos} before the end of record ${i - 1} (${b.disjoint === false || !leaf ? prevCpos : prevEnd})` });
+    }
+    if (b.range && (r.cpos < b.range.start || (b.disjoint !== false && r.cpos + r.clusters > b.range.end))) {
+      out.push({ code: 'EXTENT_OUT_OF_PARENT', rec: i, field: r.cpos < b.range.start ? 'e_cpos' : lenField, check: `[${r.cpos}, ${r.cpos + r.clusters}) outside the parent's range [${b.range.start}, ${b.range.end})` });
+    }
+    prevCpos = r.cpos;
+    prevEnd = Math.max(prevEnd, r.cpos + r.clusters);
+  });
+  return out;
+}
+
+/** extentRecordProblems, the first failure thrown as corruption of block `blkno` (the list's holder). */
+export function validateExtentRecords(list: ExtentList, blkno: number, b: ExtentRecordBounds): void {
+  const p = extentRecordProblems(list, b)[0];
+  if (p) throw new Ocfs2CorruptError(blkno, `extent record ${p.rec} ${p.field}: ${p.check}`, p.code);
+}
+
+/**
+ * The e_cpos range a child of interior record `i` must stay in: from its e_cpos up to the next
+ * record's (the last record is open-ended: ocfs2_find_path sends every cpos past the others there).
+ */
+export function interiorRecordRange(list: ExtentList, i: number): { start: number; end: number } {
+  const r = list.recs[i]!;
+  const next = list.recs[i + 1];
+  return { start: r.cpos, end: next ? Math.max(next.cpos, r.cpos) : Number.MAX_SAFE_INTEGER };
+}

@@ -49,3 +49,33 @@ export function encodeLocalAlloc(la: LocalAlloc, buf: Buffer, off: number): void
   buf.fill(0, at, at + la.header.la_size);
   la.bitmap.copy(buf, at, 0, la.header.la_size);
 }
+
+/** One failed check of a local alloc: fsck.ocfs2's problem code, the field and the check. */
+export interface LocalAllocProblem {
+  code: 'LALLOC_SIZE' | 'LALLOC_NZ_USED' | 'LALLOC_NZ_BM' | 'LALLOC_BM_OVERRUN' | 'LALLOC_BM_SIZE' | 'LALLOC_BM_STRADDLE' | 'LALLOC_USED_OVERRUN';
+  field: 'la_size' | 'i_used' | 'la_bm_off' | 'i_total';
+  check: string;
+}
+
+/**
+ * fsck.ocfs2 pass1 verify_local_alloc, for any inode with OCFS2_LOCAL_ALLOC_FL:
+ * la_size within the block; an unused window (i_total 0) has i_used and
+ * la_bm_off 0; a used one starts and ends inside the volume, fits its
+ * bitmap, and i_used <= i_total.  `capacity` is localAllocBitmapCapacity.
+ */
+export function localAllocProblems(
+  h: LocalAllocHeaderT, bm: { i_used: number; i_total: number }, capacity: number, clusters: number,
+): LocalAllocProblem[] {
+  const out: LocalAllocProblem[] = [];
+  if (h.la_size > capacity) out.push({ code: 'LALLOC_SIZE', field: 'la_size', check: `${h.la_size} bytes, the block holds ${capacity}` });
+  if (bm.i_total === 0) {
+    if (bm.i_used !== 0) out.push({ code: 'LALLOC_NZ_USED', field: 'i_used', check: `${bm.i_used} in an unused window` });
+    if (h.la_bm_off !== 0) out.push({ code: 'LALLOC_NZ_BM', field: 'la_bm_off', check: `${h.la_bm_off} in an unused window` });
+    return out;
+  }
+  if (h.la_bm_off >= clusters) out.push({ code: 'LALLOC_BM_OVERRUN', field: 'la_bm_off', check: `${h.la_bm_off} outside the volume (${clusters} clusters)` });
+  if (bm.i_total > Math.min(h.la_size, capacity) * 8) out.push({ code: 'LALLOC_BM_SIZE', field: 'i_total', check: `${bm.i_total} bits, the bitmap holds ${Math.min(h.la_size, capacity) * 8}` });
+  else if (h.la_bm_off < clusters && h.la_bm_off + bm.i_total > clusters) out.push({ code: 'LALLOC_BM_STRADDLE', field: 'i_total', check: `window ${h.la_bm_off}+${bm.i_total} runs past the volume (${clusters} clusters)` });
+  if (bm.i_used > bm.i_total) out.push({ code: 'LALLOC_USED_OVERRUN', field: 'i_used', check: `${bm.i_used} > i_total ${bm.i_total}` });
+  return out;
+}

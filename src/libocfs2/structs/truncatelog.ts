@@ -63,3 +63,16 @@ export function encodeTruncateLog(tl: TruncateLog, buf: Buffer, off: number): vo
   const at = off + TruncateLogHeader.size;
   tl.recs.forEach((r, i) => TruncateRec.encode(r, buf, at + i * TruncateRec.size));
 }
+
+/** A record that must not be freed as it stands: its index, field and the failed check. */
+export interface TruncateRecProblem { rec: number; field: 't_start' | 't_clusters'; check: string }
+
+/** Records reaching past the volume's `clusters` (ocfs2_replay_truncate_records would free them blindly). */
+export function truncateLogRecordProblems(tl: TruncateLog, clusters: number): TruncateRecProblem[] {
+  const out: TruncateRecProblem[] = [];
+  tl.recs.forEach((r, i) => {
+    if (r.t_start >= clusters) out.push({ rec: i, field: 't_start', check: `cluster ${r.t_start} outside the volume (${clusters} clusters)` });
+    else if (r.t_start + r.t_clusters > clusters) out.push({ rec: i, field: 't_clusters', check: `${r.t_start}+${r.t_clusters} runs past the volume (${clusters} clusters)` });
+  });
+  return out;
+}

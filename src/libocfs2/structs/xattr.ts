@@ -19,6 +19,7 @@
  */
 import { defineStruct } from '../struct';
 import { Ocfs2CorruptError } from '../errors';
+import { xattrNameHash } from '../dirhash';
 import {
   OCFS2_XATTR_BLOCK_SIGNATURE, OCFS2_XATTR_INDEXED, OCFS2_XATTR_INLINE_SIZE, OCFS2_XATTR_BUCKET_SIZE,
   hasSignature, signatureBytes, signatureText,
@@ -274,6 +275,10 @@ export function listXattrArea(buf: Buffer, area: XattrArea): XattrList {
     } else {
       if (valueSize <= OCFS2_XATTR_INLINE_SIZE) {
         throw new Ocfs2CorruptError(blkno, 'non-local xattr value of 80 bytes or less', `${where}: xe_value_size ${valueSize}`);
+      }
+      // XATTR_SIZE_MAX: the VFS never hands ocfs2 a larger value; the size sizes a read buffer.
+      if (valueSize > XATTR_SIZE_MAX) {
+        throw new Ocfs2CorruptError(blkno, 'xattr xe_value_size larger than XATTR_SIZE_MAX', `${where}: xe_value_size ${valueSize}, max ${XATTR_SIZE_MAX}`);
       }
       if (valueRel + OCFS2_XATTR_ROOT_SIZE > size) {
         throw new Ocfs2CorruptError(blkno, 'xattr value root outside the storage', `${where}: value root at ${valueRel}`);
@@ -540,4 +545,19 @@ export function writeXattrBucket(
     else a.value?.copy(bucket, vat);
   });
   return true;
+}
+
+/** Linux XATTR_SIZE_MAX: the largest value setxattr(2) accepts. */
+export const XATTR_SIZE_MAX = 65536;
+
+/**
+ * fsck.ocfs2 xattr.c check_xattr_entry (XATTR_HASH_INVALID): xe_name_hash is
+ * ocfs2_xattr_name_hash of the stored name (either char signedness: kernels
+ * built with unsigned char hash high bytes differently).  The failed check, or null.
+ */
+export function xattrNameHashProblem(item: XattrItem, uuidHash: number): string | null {
+  const stored = item.entry.xe_name_hash >>> 0;
+  if (stored === (xattrNameHash(item.shortName, uuidHash) >>> 0)) return null;
+  if (stored === (xattrNameHash(item.shortName, uuidHash, { unsignedChar: true }) >>> 0)) return null;
+  return `entry ${item.index} xe_name_hash 0x${stored.toString(16)} is not the hash of its name`;
 }
