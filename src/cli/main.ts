@@ -15,6 +15,7 @@ import { registerInspectCommand } from './inspect';
 import { registerClusterConfigCommands } from './cluster';
 import { registerClusterNodeCommands } from './cluster-node';
 import { registerMkfsCommand } from './mkfs';
+import { attachOptionalArgs, registerTunefsCommand } from './tunefs';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerCheckCommand(program);
   registerInspectCommand(program);
   registerMkfsCommand(program);
+  registerTunefsCommand(program);
   const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
   registerClusterConfigCommands(cluster);
   registerClusterNodeCommands(cluster);
@@ -43,7 +45,7 @@ export function reportError(err: unknown): number {
 }
 
 if (require.main === module) {
-  buildProgram().parseAsync(process.argv).catch((err: unknown) => {
+  buildProgram().parseAsync(attachOptionalArgs(process.argv)).catch((err: unknown) => {
     process.exitCode = reportError(err);
   });
 }

@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { formatVolume, MkfsError, type FormatResult } from '../libocfs2/mkfs/format';
+import { progressPrinter } from './progress';
 import { parseJournalOptions, parseSize, type FeatureLevel, type FsType, type MkfsOptions } from '../libocfs2/mkfs/options';
 
 export interface MkfsCliOptions {
@@ -99,19 +100,11 @@ export function addMkfsOptions(cmd: Command): Command {
     .addOption(new Option('-x', 'accepted for compatibility (no prompt)').hideHelp());
 }
 
-function progressPrinter(): ((phase: string, done: number, total: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (phase, done, total) => {
-    const pct = total ? Math.floor((done * 100) / total) : 100;
-    process.stderr.write(`\r${phase}: ${pct}%${done >= total ? '\n' : ''}`);
-  };
-}
-
 /** Run mkfs for a device with command-line values; prints like mkfs.ocfs2. */
 export async function runMkfs(device: string, blocks: string | undefined, o: MkfsCliOptions, progname = 'mkfs'): Promise<FormatResult> {
   const opts = toMkfsOptions(o, blocks);
   const out = (l: string): void => { process.stdout.write(`${l}\n`); };
-  const r = await formatVolume(device, opts, { log: out, progress: opts.quiet ? undefined : progressPrinter() });
+  const r = await formatVolume(device, opts, { log: out, progress: progressPrinter({ quiet: opts.quiet }) });
   if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful`);
   return r;
 }
