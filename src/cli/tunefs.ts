@@ -72,7 +72,7 @@ export async function runTunefs(device: string, newSize: string | undefined, o: 
     if (j.journal64 !== undefined) throw new TunefsError('changing the journal block format (block32/block64) is not supported yet');
     journalBytes = j.size;
   }
-  const sizeBytes = newSize !== undefined ? parseSize(newSize) : undefined;
+  const newBlocks = newSize !== undefined ? parseSize(newSize) : undefined;
   const cluster = o.updateClusterStack ? runningCluster(o) : undefined;
   const nothing = o.label === undefined && o.uuidReset === undefined && slots === undefined && journalBytes === undefined
     && !o.volumeSize && o.fsFeatures === undefined && !o.updateClusterStack && o.clonedVolume === undefined;
@@ -96,7 +96,8 @@ export async function runTunefs(device: string, newSize: string | undefined, o: 
     for (const c of done) say(`${c.on ? 'Enabled' : 'Disabled'} ${c.name}`);
   }
   if (o.volumeSize) {
-    const r = await step((s) => growVolume(s, sizeBytes !== undefined ? Math.floor(sizeBytes / s.vol.clusterSize) : undefined, progress));
+    // [new-size] counts blocks ("for historical reasons", ocfs2ne.c parse_resize).
+    const r = await step((s) => growVolume(s, newBlocks !== undefined ? Math.floor((newBlocks * s.vol.blockSize) / s.vol.clusterSize) : undefined, progress));
     say(r.from === r.to ? `Volume already has ${r.to} clusters` : `Grew the volume from ${r.from} to ${r.to} clusters`);
   }
   if (slots !== undefined) {
@@ -147,7 +148,7 @@ export function registerTunefsCommand(program: Command): void {
   program.command('tunefs')
     .description('change parameters of an unmounted OCFS2 volume (options of tunefs.ocfs2)')
     .argument('<device>', 'block device or image file')
-    .argument('[new-size]', 'with -S: the new size (default: the whole device)')
+    .argument('[new-size]', 'with -S: the new size in blocks (default: the whole device)')
     .option('-L, --label <label>', 'set the volume label')
     .option('-U, --uuid-reset [uuid]', 'set a new UUID (random unless given)')
     .option('-N, --node-slots <n>', 'add node slots (journals, orphan dirs, local alloc, truncate log per slot)')
