@@ -16,6 +16,7 @@ import { registerClusterConfigCommands } from './cluster';
 import { registerClusterNodeCommands } from './cluster-node';
 import { registerMkfsCommand } from './mkfs';
 import { attachOptionalArgs, registerTunefsCommand } from './tunefs';
+import { registerMountedCommand } from './mounted';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -24,12 +25,15 @@ export function buildProgram(): Command {
     .description('OCFS2 shared-disk cluster filesystem in user space (FUSE)')
     .version(require('../../../package.json').version as string)
     .showHelpAfterError()
+    // The mount's own -f/-d/-o are not the subcommands' (mounted -f, check -f).
+    .enablePositionalOptions()
     .exitOverride();
   registerMountCommand(program);
   registerCheckCommand(program);
   registerInspectCommand(program);
   registerMkfsCommand(program);
   registerTunefsCommand(program);
+  registerMountedCommand(program);
   const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
   registerClusterConfigCommands(cluster);
   registerClusterNodeCommands(cluster);
