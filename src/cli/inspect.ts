@@ -127,7 +127,7 @@ async function runScript(vol: Volume, lines: AsyncIterable<string> | Iterable<st
     }
   }
   // As debugfs.ocfs2: -f ends with a blank line, a piped session with the prompt it read EOF at.
-  out(fromFile ? '\n' : 'debugfs: ');
+  out(fromFile ? '\n' : 'debugfs: \n');
   return status;
 }
 
