@@ -3,7 +3,10 @@ SHELL := /bin/bash
 NODE  ?= node
 APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
 
-.PHONY: all deps build test images bench demo clean
+.PHONY: all deps build test images bench demo clean install uninstall
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 
 all: build
 
@@ -23,6 +26,17 @@ build:
 	bash tools/build-native.sh
 	rm -rf dist
 	npx tsc -p tsconfig.json
+	chmod +x dist/src/cli/main.js
+
+# `ocfs2-fuse` on the PATH (mount(8) runs fstab's fuse.ocfs2-fuse lines through
+# mount.fuse3, which looks the program up in /usr/local/bin:/usr/bin:...).
+install:
+	@test -x dist/src/cli/main.js || $(MAKE) build
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sfn $(CURDIR)/dist/src/cli/main.js $(DESTDIR)$(BINDIR)/ocfs2-fuse
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ocfs2-fuse
 
 images: build
 	bash images/make-fixtures.sh

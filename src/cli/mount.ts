@@ -34,6 +34,15 @@ export function splitOptions(list: string[] | undefined): string[] {
 /** Options we interpret ourselves; everything else goes to libfuse. */
 const OWN_OPTIONS = new Set(['ro', 'rw']);
 
+/**
+ * fstab(5) options that are for mount(8) and the boot scripts, not for the
+ * filesystem: mount(8) normally strips them before running the helper, but a
+ * line handed over by hand (or by another mount front end) must not reach
+ * libfuse, which rejects options it does not know.
+ */
+const FSTAB_ONLY = new Set(['defaults', 'auto', 'noauto', '_netdev', 'nofail', 'user', 'nouser', 'users', 'owner', 'group']);
+const isFstabOnly = (o: string): boolean => FSTAB_ONLY.has(o) || o.startsWith('x-') || o.startsWith('comment=');
+
 export function registerMountCommand(program: Command): void {
   program
     .argument('[device]', 'OCFS2 block device or image file')
@@ -119,7 +128,7 @@ async function serve(
     close = async () => { await fsops.flush(); await rv.close(); };
   }
   const fuse = new FuseMount();
-  const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
+  const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!) && !isFstabOnly(x));
   const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
   if (process.getuid?.() === 0) base.push('allow_other');
   // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.
