@@ -19,8 +19,14 @@ const root = process.getuid?.() === 0;
 const dir = tmpDir('fstab');
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+function install(): { status: number; stderr: string } {
+  const r = spawnSync('make', ['-s', '-C', REPO_ROOT, 'install', `PREFIX=${dir}`], { encoding: 'utf8' });
+  return { status: r.status ?? -1, stderr: r.stderr };
+}
+
 /** Run a bash script in a private mount namespace with DIR/bin over /usr/local/bin. */
 function inNamespace(script: string): { status: number; out: string } {
+  if (!fs.existsSync(path.join(dir, 'bin', 'ocfs2-fuse'))) install();
   const r = spawnSync('timeout', ['180', 'unshare', '--mount', '--propagation', 'private', 'bash', '-euc',
     `mount --bind ${dir}/bin /usr/local/bin\n${script}`], { encoding: 'utf8' });
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
@@ -38,7 +44,7 @@ async function waitClean(img: string): Promise<boolean> {
 }
 
 t.test('make install puts ocfs2-fuse on the PATH', { skip: !root && 'needs root' }, async (t) => {
-  const r = spawnSync('make', ['-s', '-C', REPO_ROOT, 'install', `PREFIX=${dir}`], { encoding: 'utf8' });
+  const r = install();
   t.equal(r.status, 0, r.stderr);
   const bin = path.join(dir, 'bin', 'ocfs2-fuse');
   t.ok(fs.existsSync(bin));
