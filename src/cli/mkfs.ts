@@ -105,7 +105,7 @@ export async function runMkfs(device: string, blocks: string | undefined, o: Mkf
   const opts = toMkfsOptions(o, blocks);
   const out = (l: string): void => { process.stdout.write(`${l}\n`); };
   const r = await formatVolume(device, opts, { log: out, progress: progressPrinter({ quiet: opts.quiet }) });
-  if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful`);
+  if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful\n`);
   return r;
 }
 
