@@ -5,13 +5,13 @@
  *   -p  preen (-a): repair what is safe without questions; a clean volume is
  *       not checked unless -f ("DEVICE is clean.  It will be checked ...")
  *   -f  force a check (-n and -y always check fully)
- *   -F  skip the cluster check (live heartbeat) before repairing
+ *   -F  skip the cluster check (live heartbeat)
  *   -b BLOCK / -B SIZE  read the superblock from a backup location
  *   -r N  restore backup superblock N (1..6) over the primary, then check
  *   -P  progress (on a terminal)   -t / -tt  time and I/O statistics
  * Exit codes as fsck.ocfs2: 0 clean, 1 errors corrected, 4 errors left
- * uncorrected, 8 operational error, 16 usage error, 32 cancelled (a repair
- * of a mounted volume is refused).
+ * uncorrected, 8 operational error (also: a repair of a volume in use here
+ * or in the cluster is refused, naming the holder), 16 usage error.
  */
 import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
@@ -21,16 +21,53 @@ import { BlockDevice } from '../libocfs2/io';
 import { CHECK_OFFSET, updateBlockCheck } from '../libocfs2/blockcheck';
 import {
   OCFS2_BLOCK_SIZES, OCFS2_FEATURE_INCOMPAT_META_ECC, OCFS2_FEATURE_INCOMPAT_RESIZE_INPROG,
-  OCFS2_FEATURE_INCOMPAT_TUNEFS_INPROG, OCFS2_SUPER_BLOCK_BLKNO,
+  OCFS2_FEATURE_INCOMPAT_TUNEFS_INPROG, OCFS2_SUPER_BLOCK_BLKNO, OCFS2_ERROR_FS,
 } from '../libocfs2/constants';
 import { backupSuperblockBlkno, probeSuperblock, SuperBlock, SUPERBLOCK_OFFSET } from '../libocfs2/structs/superblock';
 import { DinodeHeader } from '../libocfs2/structs/dinode';
-import { liveHeartbeatNodes, mountedAs } from '../libocfs2/mkfs/format';
+import { VolumeClaim } from '../libocfs2/claim';
+import { liveHeartbeatNodes } from '../libocfs2/rwmount';
+import { VolumeBusyError } from '../libocfs2/errors';
 import { progressPrinter } from './progress';
 
-/** fsck(8): the check was cancelled by the user (here: refused). */
-const FSCK_CANCELED = 32;
-const OCFS2_ERROR_FS = 0x0001;
+/** o2hb's region timeout: a live node writes its block at least this often (O2HB_REGION_TIMEOUT_MS is 2000). */
+const HEARTBEAT_WAIT_MS = 2200;
+
+/**
+ * Who else uses the volume, as fsck.ocfs2 asks before it starts: this host
+ * (the claim: a mount, mkfs or check) and, for a cluster volume, other nodes
+ * (live heartbeat; -F skips that look).  A repair (a writer) is refused
+ * (VolumeBusyError); -n may share with readers and, with a warning, run
+ * beside a writer.
+ */
+async function claimForCheck(device: string, repair: boolean, heartbeat: { skip: boolean; waitMs: number },
+  warn: (m: string) => void): Promise<VolumeClaim | undefined> {
+  let claim: VolumeClaim | undefined;
+  try {
+    claim = VolumeClaim.acquire(device, { mode: repair ? 'write' : 'read', tool: 'check' });
+  } catch (e) {
+    if (repair || !(e instanceof VolumeBusyError)) throw e;
+    warn(`${e.message}: checking read-only; what is being written may show as spurious errors`);
+  }
+  try {
+    const peek = await Volume.open(device, { readOnly: true, dirtyJournal: 'ignore', cacheBytes: 1 << 20 }).catch(() => null);
+    const local = peek?.localMount ?? true;
+    await peek?.close();
+    if (!local && !heartbeat.skip) {
+      const live = await liveHeartbeatNodes(device, heartbeat.waitMs);
+      if (live.length) {
+        const msg = `node(s) ${live.join(', ')} heartbeat on ${device}: it is in use by the cluster (mounted on another node; -F skips this check)`;
+        if (repair) throw new VolumeBusyError(msg);
+        warn(`${msg}: checking read-only; what is being written may show as spurious errors`);
+      }
+    }
+  } catch (e) {
+    claim?.release();
+    throw e;
+  }
+  return claim;
+}
+
 const PASSES = ['0a', '0b', '0c', '1', '2', '3', '4a', '4b'];
 
 interface CheckFlags {
@@ -107,27 +144,26 @@ export async function runCheck(device: string, flags: CheckFlags): Promise<numbe
   const repair = !!flags.y || preen;
   const bs = flags.B !== undefined ? num(flags.B, 'block size') : undefined;
   if (bs !== undefined && bs !== 0 && !(OCFS2_BLOCK_SIZES as readonly number[]).includes(bs)) throw new UsageError(`invalid blocksize: ${bs}`);
-  let backup = flags.b !== undefined ? backupAtBlock(num(flags.b, 'block number'), bs || undefined) : undefined;
+  const backup = flags.b !== undefined ? backupAtBlock(num(flags.b, 'block number'), bs || undefined) : undefined;
   const restore = flags.r !== undefined ? num(flags.r, 'backup number') : undefined;
   if (restore !== undefined && (restore < 1 || restore > 6)) throw new UsageError('-r takes a backup number 1..6');
   if (restore !== undefined && !repair) throw new UsageError('-r restores a superblock: it needs -y or -p');
   if (!fs.existsSync(device)) throw new UsageError(`${device}: no such file or device`);
 
-  const m = mountedAs(device);
-  if (m) {
-    if (repair) {
-      out(`\nRunning check on a mounted filesystem (${m}) may cause SEVERE filesystem damage, abort.\n`);
-      return FSCK_CANCELED;
-    }
-    out('\nWARNING!!! Checking a mounted filesystem (read-only) may detect invalid errors.\n');
+  const warn = (msg: string): void => { process.stderr.write(`ocfs2-fuse check: warning: ${msg}\n`); };
+  const waitMs = flags.heartbeatIntervalMs !== undefined ? Number(flags.heartbeatIntervalMs) : HEARTBEAT_WAIT_MS;
+  const claim = await claimForCheck(device, repair, { skip: !!flags.F, waitMs }, warn);
+  try {
+    return await checkClaimed(device, flags, repair, backup, restore, out);
+  } finally {
+    claim?.release();
   }
-  if (repair && !flags.F) {
-    const live = await liveHeartbeatNodes(device, flags.heartbeatIntervalMs !== undefined ? Number(flags.heartbeatIntervalMs) : 2000);
-    if (live.length) {
-      process.stderr.write(`ocfs2-fuse check: node(s) ${live.join(', ')} are heartbeating on ${device}: it is in use in the cluster (-F skips this check)\n`);
-      return FSCK_ERROR;
-    }
-  }
+}
+
+async function checkClaimed(device: string, flags: CheckFlags, repair: boolean, backupAt: number | undefined,
+  restore: number | undefined, out: (l: string) => void): Promise<number> {
+  const preen = !!(flags.p || flags.a);
+  let backup = backupAt;
   if (restore !== undefined) {
     await restoreBackup(device, restore);
     out(`Restored backup superblock ${restore} over the primary.`);

@@ -25,7 +25,7 @@ export function buildProgram(): Command {
     .description('OCFS2 shared-disk cluster filesystem in user space (FUSE)')
     .version(require('../../../package.json').version as string)
     .showHelpAfterError()
-    // The mount's own -f/-d/-o are not the subcommands' (mounted -f, check -f).
+    // Each command parses its own options (the mount's -f/-d/-o and --node are not the subcommands').
     .enablePositionalOptions()
     .exitOverride();
   registerMountCommand(program);

@@ -14,6 +14,7 @@ import {
 } from '../libocfs2/tunefs';
 import { DEFAULT_CLUSTER_CONF, readClusterConf } from '../cluster/nodemanager';
 import { progressPrinter } from './progress';
+import { VolumeClaim } from '../libocfs2/claim';
 
 export interface TunefsCliOptions {
   label?: string;
@@ -78,6 +79,25 @@ export async function runTunefs(device: string, newSize: string | undefined, o: 
     && !o.volumeSize && o.fsFeatures === undefined && !o.updateClusterStack && o.clonedVolume === undefined;
   if (nothing) throw new TunefsError('nothing to do: give at least one option (see --help)');
 
+  // One writer at a time on this host (claim.ts): a mount, mkfs or check of this volume refuses us and we them.
+  const claim = VolumeClaim.acquire(device, { mode: 'write', tool: 'tunefs' });
+  try {
+    return await runSteps(device, o, { slots, journalBytes, newBlocks, cluster }, say, progress);
+  } finally {
+    claim.release();
+  }
+}
+
+interface Steps {
+  slots?: number;
+  journalBytes?: number;
+  newBlocks?: number;
+  cluster?: { name: string; global: boolean };
+}
+
+async function runSteps(device: string, o: TunefsCliOptions, p: Steps, say: (l: string) => void,
+  progress: ReturnType<typeof progressPrinter>): Promise<number> {
+  const { slots, journalBytes, newBlocks, cluster } = p;
   const openOpts: TunefsOpenOptions = o.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: Number(o.heartbeatIntervalMs) } : {};
   let first = true;
   // One session per operation: each starts from what the previous one wrote.

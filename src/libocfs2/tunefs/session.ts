@@ -18,13 +18,14 @@ import { CHECK_OFFSET, updateBlockCheck } from '../blockcheck';
 import { OCFS2_FEATURE_COMPAT_BACKUP_SB, OCFS2_FEATURE_INCOMPAT_META_ECC, OCFS2_SUPER_BLOCK_BLKNO } from '../constants';
 import { DinodeHeader, type DinodeHeaderT } from '../structs/dinode';
 import { SuperBlock, SUPERBLOCK_OFFSET, backupSuperblockBlknos, type SuperBlockT } from '../structs/superblock';
-import { liveHeartbeatNodes, mountedAs } from '../mkfs/format';
+import { mountedAs } from '../mkfs/format';
+import { liveHeartbeatNodes } from '../rwmount';
 import type { RwVolumeLike } from '../fs/types';
 
 export class TunefsError extends Ocfs2Error {}
 
 export interface TunefsOpenOptions {
-  /** How long to watch the heartbeat area for live nodes (default 2000 ms, o2hb's region timeout). */
+  /** How long to watch the heartbeat area for live nodes (default 2200 ms, a bit over o2hb's region timeout). */
   heartbeatIntervalMs?: number;
   /** Skip the mounted/heartbeat checks (tests of the operations alone). */
   skipAccessCheck?: boolean;
@@ -38,7 +39,7 @@ export async function checkOfflineAccess(devPath: string, opts: TunefsOpenOption
   const peek = await Volume.open(devPath, { readOnly: true, dirtyJournal: 'ignore', cacheBytes: 1 << 20 });
   try {
     if (!peek.localMount) {
-      const live = await liveHeartbeatNodes(devPath, opts.heartbeatIntervalMs ?? 2000, 512);
+      const live = await liveHeartbeatNodes(devPath, opts.heartbeatIntervalMs ?? 2200);
       if (live.length) {
         throw new TunefsError(`${devPath} has live heartbeat from node(s) ${live.join(', ')}: it is in use in the cluster`);
       }
