@@ -103,8 +103,7 @@ t.test('refusals: a mounted volume, live heartbeat (unless -F)', async (t) => {
     t.equal(y.status, 8, 'repair of a mounted volume refused');
     t.match(y.stderr, /mounted read-only on .* by pid \d+/, 'naming the holder');
     const n = check(['-n', img]);
-    t.equal(n.status, 0);
-    t.match(n.stderr, /warning: .*mounted read-only/);
+    t.equal(n.status, 0, 'a reader beside a reader');
   } finally {
     m.unmount();
   }
