@@ -15,8 +15,7 @@ import { copyOfImage, haveReferenceImages } from './lib/refimages';
 import { CLI, mountRo, tmpDir } from './lib/mount';
 import { fsckClean, refMkfs, run, sparseImage } from './mkfs-compare';
 import * as D from './check-damage';
-import { locateHeartbeatArea } from '../src/cluster/heartbeat/locate';
-import { prepareO2hbBlock } from '../src/libocfs2/structs/heartbeat';
+import { fakeHeartbeat } from './lib/fake-heartbeat';
 
 const dir = tmpDir('check-opts');
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -109,15 +108,7 @@ t.test('refusals: a mounted volume, live heartbeat (unless -F)', async (t) => {
   }
 
   const cl = fresh('hb.img', 256 * MiB, ['-N', '4', '--cluster-stack=o2cb', '--cluster-name=hbc']);
-  const area = locateHeartbeatArea(cl);
-  const fd = fs.openSync(cl, 'r+');
-  let seq = 1n;
-  const beat = (): void => {
-    const blk = prepareO2hbBlock(area.blockBytes, { seq: seq++, node: 5, generation: 0x99n, deadMs: 62000 });
-    fs.writeSync(fd, blk, 0, blk.length, (area.startBlock + 5) * area.blockBytes);
-  };
-  beat();
-  const timer = setInterval(beat, 200);
+  const hb = fakeHeartbeat(cl, 5);
   const runAsync = (args: string[]): Promise<{ code: number; out: string }> => new Promise((resolve) => {
     const p = spawn('timeout', ['120', process.execPath, CLI, 'check', ...args]);
     let out = '';
@@ -132,8 +123,7 @@ t.test('refusals: a mounted volume, live heartbeat (unless -F)', async (t) => {
     const f = await runAsync(['-y', '-F', cl]);
     t.equal(f.code, 0, f.out);
   } finally {
-    clearInterval(timer);
-    fs.closeSync(fd);
+    hb.stop();
   }
 });
 

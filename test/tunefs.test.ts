@@ -16,8 +16,7 @@ import { CLI, mountRo } from './lib/mount';
 import { Volume } from '../src/libocfs2/volume';
 import { setJournalDinodeFlags } from '../src/libocfs2/journal';
 import { JOURNAL_SYSTEM_INODE, systemFileName } from '../src/libocfs2/sysfiles';
-import { locateHeartbeatArea } from '../src/cluster/heartbeat/locate';
-import { prepareO2hbBlock } from '../src/libocfs2/structs/heartbeat';
+import { fakeHeartbeat } from './lib/fake-heartbeat';
 
 const dir = tmp('tunefs');
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -188,26 +187,17 @@ t.test('refuses a volume in use or in need of recovery, and changes it cannot ma
   const img = path.join(dir, 'hb.img');
   sparseImage(img, 256 * MiB);
   refMkfs(img, ['-N', '4', '--cluster-stack=o2cb', '--cluster-name=hbt']);
-  const area = locateHeartbeatArea(img);
-  const fd = fs.openSync(img, 'r+');
-  let seq = 1n;
-  const beat = (): void => {
-    const blk = prepareO2hbBlock(area.blockBytes, { seq: seq++, node: 3, generation: 0x1234n, deadMs: 62000 });
-    fs.writeSync(fd, blk, 0, blk.length, (area.startBlock + 3) * area.blockBytes);
-  };
-  beat();
+  const hb = fakeHeartbeat(img, 3);
   const before = stats(img);
   // The child process watches while this one beats: run it asynchronously.
   const { spawn } = await import('node:child_process');
-  const timer = setInterval(beat, 200);
   const res = await new Promise<{ code: number; err: string }>((resolve) => {
     const p = spawn('timeout', ['120', process.execPath, CLI, 'tunefs', '-L', 'x', '--heartbeat-interval-ms', '800', img]);
     let err = '';
     p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     p.on('exit', (code) => resolve({ code: code ?? -1, err }));
   });
-  clearInterval(timer);
-  fs.closeSync(fd);
+  hb.stop();
   t.not(res.code, 0);
   t.match(res.err, /live heartbeat from node\(s\) 3/);
   t.equal(stats(img), before, 'nothing written');
