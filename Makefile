@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 NODE  ?= node
 APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
+# the kernel tests' qemu harness (../shared/kernel/build.sh), the network-namespace tests, and bench
+APT_PKGS += qemu-system-x86 busybox-static cpio iproute2 fio
 
 .PHONY: all deps build test images bench demo clean install uninstall
 
@@ -22,11 +24,14 @@ deps:
 	$(MAKE) build
 
 # dist/ is rebuilt from scratch: tsc never deletes the output of a moved or removed source file.
+# dist/.build-start (its mtime: when this build read src/) lets the tests refuse a dist/ older than src/.
 build:
 	bash tools/build-native.sh
 	rm -rf dist
+	mkdir -p dist && touch dist/.build-start.tmp
 	npx tsc -p tsconfig.json
 	chmod +x dist/src/cli/main.js
+	mv dist/.build-start.tmp dist/.build-start
 
 # `ocfs2-fuse` on the PATH (mount(8) runs fstab's fuse.ocfs2-fuse lines through
 # mount.fuse3, which looks the program up in /usr/local/bin:/usr/bin:...).

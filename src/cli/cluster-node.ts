@@ -12,6 +12,7 @@ import {
   ClusterStack, StackClient, StackOptions, StackStatus, joinOrStart, controlSocketPath, FENCE_EXIT_CODE,
 } from '../cluster/stack';
 import { NodeManager, type O2cbTimeouts } from '../cluster/nodemanager';
+import type { DomainStatus } from '../cluster/dlm/dlm';
 import { locateHeartbeatArea } from '../cluster/heartbeat/locate';
 import { liveHeartbeatNodes } from '../libocfs2/rwmount';
 
@@ -161,6 +162,9 @@ export function formatStatus(s: StackStatus, nm: NodeManager | null): string {
   }
   const q = s.quorum;
   L.push(`Quorum: heartbeating ${q.heartbeating.join(' ') || '-'}, connected ${q.connected.join(' ') || '-'}${q.fenced ? ', FENCED' : ''}`);
+  for (const d of s.dlm ?? []) {
+    L.push(`DLM domain ${d.domain}: nodes ${d.nodes.join(' ')}, ${d.resources} resources, ${d.locks} locks${d.recovering.length ? `, recovering ${d.recovering.join(' ')}` : ''}`);
+  }
   return `${L.join('\n')}\n`;
 }
 
@@ -216,7 +220,42 @@ async function runStatus(o: StatusOpts): Promise<number> {
   return 3; // like `service ... status` for a stopped service
 }
 
-/** Adds `node` and `status` to the `cluster` command. */
+/** In the spirit of debugfs.ocfs2 dlm_locks: every resource, its master, queues and LVB. */
+export function formatLocks(domains: DomainStatus[]): string {
+  const L: string[] = [];
+  for (const d of domains) {
+    L.push(`Domain: ${d.name}  Key: 0x${d.key}  Protocol: ${d.dlmProto}  State: ${d.state}`);
+    L.push(`  Nodes: ${d.domainMap.join(' ')}${d.recoveryMap.length ? `  Recovering: ${d.recoveryMap.join(' ')} (master ${d.recoveryMaster ?? '?'})` : ''}`);
+    for (const r of d.resources) {
+      L.push(`Lockres: ${r.name}  Owner: ${r.owner}  State: ${r.state.join(',') || '0x0'}`);
+      L.push(`  Refmap: [ ${r.refmap.join(' ')} ]`);
+      L.push(`  LVB: ${r.lvb.match(/.{1,32}/g)!.join(' ')}`);
+      for (const [q, locks] of [['Granted', r.granted], ['Converting', r.converting], ['Blocked', r.blocked]] as const) {
+        L.push(`  ${q} queue:`);
+        for (const l of locks) L.push(`    Type: ${l.type}  Convert: ${l.convertType}  Node: ${l.node}  Cookie: ${l.cookie}  Highest blocked: ${l.highestBlocked}`);
+      }
+    }
+  }
+  return L.length ? `${L.join('\n')}\n` : 'no DLM domains\n';
+}
+
+async function runLocks(o: StatusOpts): Promise<number> {
+  const nm = NodeManager.load({ clusterConf: o.clusterConf, node: o.node, o2cbConfig: o.o2cbConfig, cluster: o.cluster, timeouts: timeoutOverrides(o) });
+  const sock = o.controlSocket ?? controlSocketPath(nm.cluster.name, nm.localNode.name, o.runtimeDir);
+  const c = await StackClient.connect(sock);
+  if (!c) { process.stderr.write(`ocfs2-fuse: no running node stack for ${nm.localNode.name}\n`); return 3; }
+  try {
+    const r = await c.request({ op: 'dlm-locks' });
+    if (!r.ok) { process.stderr.write(`ocfs2-fuse: ${r.error ?? 'failed'}\n`); return 1; }
+    const domains = r.domains as unknown as DomainStatus[];
+    process.stdout.write(o.json ? `${JSON.stringify(domains, null, 2)}\n` : formatLocks(domains));
+    return 0;
+  } finally {
+    c.close();
+  }
+}
+
+/** Adds `node`, `status` and `locks` to the `cluster` command. */
 export function registerClusterNodeCommands(cluster: Command): void {
   const node = cluster.command('node')
     .description("run this host's node of the cluster (heartbeat, o2net, quorum) until SIGTERM/SIGINT");
@@ -239,6 +278,14 @@ export function registerClusterNodeCommands(cluster: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (o: StatusOpts) => {
       process.exitCode = await runStatus(o);
+    });
+
+  const locks = cluster.command('locks')
+    .description('DLM lock resources of this node: master, granted/converting/blocked queues, LVB (like debugfs.ocfs2 dlm_locks)');
+  addCommon(locks)
+    .option('--json', 'machine-readable output')
+    .action(async (o: StatusOpts) => {
+      process.exitCode = await runLocks({ ...o, device: [] });
     });
 }
 

@@ -26,6 +26,8 @@ import { performance } from 'node:perf_hooks';
 import { NodeManager, type O2cbTimeouts, type O2nmNode } from './nodemanager';
 import { O2Net, type ConnectionInfo } from './net/o2net';
 import { O2Quo, type QuorumDecision } from './quorum';
+import { O2Dlm, type DomainStatus } from './dlm/dlm';
+import { DlmControl } from './dlm/control';
 import { crc32_le } from '../libocfs2/crc32';
 import { errnoOf } from '../libocfs2/errors';
 
@@ -312,6 +314,8 @@ export interface StackStatus {
   liveNodes: number[];
   connections: ConnectionInfo[];
   quorum: { heartbeating: number[]; connected: number[]; holds: number; fenced: boolean; lastDecision: QuorumDecision | null };
+  /** DLM domains this node is in, with their resource and lock counts */
+  dlm: { domain: string; nodes: number[]; recovering: number[]; resources: number; locks: number }[];
 }
 
 interface Volume { device: string; region: string; users: Map<number, number> }
@@ -321,6 +325,9 @@ export class ClusterStack extends EventEmitter {
   readonly net: O2Net;
   readonly quorum: O2Quo;
   readonly hb: NodeHeartbeat;
+  /** o2dlm: lives with o2net (one endpoint per node), so in this process */
+  readonly dlm: O2Dlm;
+  private readonly dlmControl: DlmControl;
   readonly controlSocket: string;
   private readonly opts: StackOptions;
   private readonly log: (line: string) => void;
@@ -353,15 +360,28 @@ export class ClusterStack extends EventEmitter {
     this.hb = opts.staticHeartbeat
       ? new StaticHeartbeat(nm.configuredNodeNums())
       : (opts.heartbeatFactory ?? defaultHeartbeatFactory)(nm);
-    // heartbeat events reach o2net first (O2NET_HB_PRI), o2net tells o2quo
+    this.dlm = new O2Dlm({
+      localNode: nm.localNode.num,
+      net: this.net,
+      nodes: nm.cluster.nodes,
+      liveNodes: () => this.hb.liveNodes(),
+      heartbeatMode: nm.cluster.heartbeatMode,
+      regions: () => nm.cluster.heartbeatRegions.map((r) => r.region),
+      log: this.log,
+    });
+    this.dlmControl = new DlmControl(this.dlm);
+    // heartbeat events reach o2net first (O2NET_HB_PRI), o2net tells o2quo;
+    // the DLM comes after (DLM_HB_NODE_UP_PRI / DLM_HB_NODE_DOWN_PRI)
     this.hb.on('node-up', (num: number, gen: bigint) => {
       this.log(`o2hb: Node ${num} (${nm.nodeByNum(num)?.name ?? '?'}) is up, generation ${gen.toString(16)}`);
       this.net.hbNodeUp(num);
+      this.dlm.nodeUp(num);
       this.emit('node-up', num, gen);
     });
     this.hb.on('node-down', (num: number) => {
       this.log(`o2hb: Node ${num} (${nm.nodeByNum(num)?.name ?? '?'}) is down`);
       this.net.hbNodeDown(num);
+      this.dlm.nodeDown(num);
       this.emit('node-down', num);
     });
     this.hb.on('fence', (reason: string) => this.quorum.fenceSelf(`heartbeat: ${reason}`));
@@ -486,6 +506,10 @@ export class ClusterStack extends EventEmitter {
         fenced: this.quorum.hasFenced,
         lastDecision: last,
       },
+      dlm: this.dlm.status().map((d: DomainStatus) => ({
+        domain: d.name, nodes: d.domainMap, recovering: d.recoveryMap, resources: d.resources.length,
+        locks: d.resources.reduce((a, r) => a + r.granted.length + r.converting.length + r.blocked.length, 0),
+      })),
     };
   }
 
@@ -494,6 +518,8 @@ export class ClusterStack extends EventEmitter {
     if (!this.stopping) {
       this.stopping = (async () => {
         this.volumes.clear();
+        // leave every DLM domain first (migrating what we master), while o2net still runs
+        if (!this.fenced) await this.dlm.shutdown().catch((e: Error) => this.log(`o2dlm: leaving: ${e.message}`));
         if (!this.fenced) {
           try { await this.hb.stop(); } catch (e) { this.log(`o2hb: stopping: ${(e as Error).message}`); }
         }
@@ -509,6 +535,10 @@ export class ClusterStack extends EventEmitter {
   // ------------------------------------------------------------ control ops
 
   private async onControl(req: ControlRequest, peer: ControlPeer): Promise<ControlReply> {
+    if (req.op.startsWith('dlm-')) {
+      const r = await this.dlmControl.handle(req, peer);
+      if (r) return r;
+    }
     switch (req.op) {
       case 'ping':
         return { ok: true, pid: process.pid, node: this.nm.localNode.name };
