@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { refMkfs, run, sparseImage } from './mkfs-compare';
 import { CLI, tmpDir } from './lib/mount';
-import { haveReferenceImages, pristineImage, type ReferenceImage } from './lib/refimages';
+import { pristineImage, type ReferenceImage } from './lib/refimages';
 
 const dir = tmpDir('inspect-debugfs');
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -29,9 +29,7 @@ function names(img: string, p: string): string[] {
 
 function images(): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  if (haveReferenceImages()) {
-    for (const n of ['local-4k', 'cluster-1k-64k-max', 'local-512-4k'] as ReferenceImage[]) out.push([n, pristineImage(n)]);
-  }
+  for (const n of ['local-4k', 'cluster-1k-64k-max', 'local-512-4k'] as ReferenceImage[]) out.push([n, pristineImage(n)]);
   for (const [n, args] of [['mkfs-default', ['-M', 'local', '-N', '2']], ['mkfs-compat', ['-N', '3', '-b', '2k', '--fs-feature-level=max-compat']]] as const) {
     const f = path.join(dir, `${n}.img`);
     sparseImage(f, 300 * MiB);
