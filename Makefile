@@ -5,7 +5,10 @@ APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs a
 # the kernel tests' qemu harness (../shared/kernel/build.sh), the network-namespace tests, and bench
 APT_PKGS += qemu-system-x86 busybox-static cpio iproute2 fio
 
-.PHONY: all deps build test soak images bench demo clean
+.PHONY: all deps build test soak images bench demo clean install uninstall
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 
 all: build
 
@@ -27,11 +30,22 @@ build:
 	rm -rf dist
 	mkdir -p dist && touch dist/.build-start.tmp
 	npx tsc -p tsconfig.json
+	chmod +x dist/src/cli/main.js
 	mv dist/.build-start.tmp dist/.build-start
 
 # Long campaigns (make test runs a small slice): the corruption fuzz with hundreds of rounds.
 soak: build
 	FUZZ_ROUNDS=$${FUZZ_ROUNDS:-150} OCFS2_TEST_SEED=$${OCFS2_TEST_SEED:-$$RANDOM} bash test/run-tests.sh --timeout=0 test/corrupt-fuzz.test.ts
+
+# `ocfs2-fuse` on the PATH (mount(8) runs fstab's fuse.ocfs2-fuse lines through
+# mount.fuse3, which looks the program up in /usr/local/bin:/usr/bin:...).
+install:
+	@test -x dist/src/cli/main.js || $(MAKE) build
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sfn $(CURDIR)/dist/src/cli/main.js $(DESTDIR)$(BINDIR)/ocfs2-fuse
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ocfs2-fuse
 
 images: build
 	bash images/make-fixtures.sh

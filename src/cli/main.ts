@@ -15,6 +15,8 @@ import { registerInspectCommand } from './inspect';
 import { registerClusterConfigCommands } from './cluster';
 import { registerClusterNodeCommands } from './cluster-node';
 import { registerMkfsCommand } from './mkfs';
+import { attachOptionalArgs, registerTunefsCommand } from './tunefs';
+import { registerMountedCommand } from './mounted';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -23,13 +25,15 @@ export function buildProgram(): Command {
     .description('OCFS2 shared-disk cluster filesystem in user space (FUSE)')
     .version(require('../../../package.json').version as string)
     .showHelpAfterError()
-    // The mount's options (--node, --cluster-conf ...) are the cluster commands' too: each command parses its own.
+    // Each command parses its own options (the mount's -f/-d/-o and --node are not the subcommands').
     .enablePositionalOptions()
     .exitOverride();
   registerMountCommand(program);
   registerCheckCommand(program);
   registerInspectCommand(program);
   registerMkfsCommand(program);
+  registerTunefsCommand(program);
+  registerMountedCommand(program);
   const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
   registerClusterConfigCommands(cluster);
   registerClusterNodeCommands(cluster);
@@ -45,7 +49,7 @@ export function reportError(err: unknown): number {
 }
 
 if (require.main === module) {
-  buildProgram().parseAsync(process.argv).catch((err: unknown) => {
+  buildProgram().parseAsync(attachOptionalArgs(process.argv)).catch((err: unknown) => {
     process.exitCode = reportError(err);
   });
 }

@@ -7,6 +7,7 @@ import * as readline from 'node:readline';
 import { Command, Option } from 'commander';
 import { VolumeClaim } from '../libocfs2/claim';
 import { formatVolume, MkfsError, type FormatResult } from '../libocfs2/mkfs/format';
+import { progressPrinter } from './progress';
 import { parseJournalOptions, parseSize, type FeatureLevel, type FsType, type MkfsOptions } from '../libocfs2/mkfs/options';
 
 export interface MkfsCliOptions {
@@ -102,14 +103,6 @@ export function addMkfsOptions(cmd: Command): Command {
     .addOption(new Option('-x', 'accepted for compatibility (no prompt)').hideHelp());
 }
 
-function progressPrinter(): ((phase: string, done: number, total: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (phase, done, total) => {
-    const pct = total ? Math.floor((done * 100) / total) : 100;
-    process.stderr.write(`\r${phase}: ${pct}%${done >= total ? '\n' : ''}`);
-  };
-}
-
 /** Run mkfs for a device with command-line values; prints like mkfs.ocfs2. */
 export async function runMkfs(device: string, blocks: string | undefined, o: MkfsCliOptions, progname = 'mkfs'): Promise<FormatResult> {
   const opts = toMkfsOptions(o, blocks);
@@ -119,8 +112,8 @@ export async function runMkfs(device: string, blocks: string | undefined, o: Mkf
   const st = fs.statSync(device, { throwIfNoEntry: false });
   const claim = opts.dryRun || !(st?.isFile() || st?.isBlockDevice()) ? undefined : VolumeClaim.acquire(device, { mode: 'write', tool: 'mkfs' });
   try {
-    const r = await formatVolume(device, opts, { log: out, progress: opts.quiet ? undefined : progressPrinter(), confirmOverwrite });
-    if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful`);
+    const r = await formatVolume(device, opts, { log: out, progress: progressPrinter({ quiet: opts.quiet }), confirmOverwrite });
+    if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful\n`);
     return r;
   } finally {
     claim?.release();

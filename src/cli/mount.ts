@@ -39,6 +39,15 @@ export function splitOptions(list: string[] | undefined): string[] {
 const OWN_OPTIONS = new Set(['ro', 'rw']);
 
 /**
+ * fstab(5) options that are for mount(8) and the boot scripts, not for the
+ * filesystem: mount(8) normally strips them before running the helper, but a
+ * line handed over by hand (or by another mount front end) must not reach
+ * libfuse, which rejects options it does not know.
+ */
+const FSTAB_ONLY = new Set(['defaults', 'auto', 'noauto', '_netdev', 'nofail', 'user', 'nouser', 'users', 'owner', 'group']);
+const isFstabOnly = (o: string): boolean => FSTAB_ONLY.has(o) || o.startsWith('x-') || o.startsWith('comment=');
+
+/**
  * Mount options libfuse (2 and 3) or mount(8) accept (fuse_opts of lib/fuse.c,
  * lib/fuse_lowlevel.c, lib/helper.c, lib/mount.c).  Anything else is refused
  * by name before the volume is opened: libfuse only says "fuse_new failed".
@@ -58,7 +67,7 @@ const FUSE_OPTIONS = new Set([
 
 /** The first option neither we nor libfuse know, if any. */
 export function unknownMountOption(opts: string[]): string | undefined {
-  return opts.find((o) => { const k = o.split('=')[0]!; return !OWN_OPTIONS.has(k) && !FUSE_OPTIONS.has(k); });
+  return opts.find((o) => { const k = o.split('=')[0]!; return !OWN_OPTIONS.has(k) && !FUSE_OPTIONS.has(k) && !isFstabOnly(o); });
 }
 
 export function registerMountCommand(program: Command): void {
@@ -176,7 +185,7 @@ async function serve(
       ops = new Ocfs2RwFuseOps(fsops);
     }
     signals.check();
-    const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
+    const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!) && !isFstabOnly(x));
     const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
     if (process.getuid?.() === 0) base.push('allow_other');
     // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.

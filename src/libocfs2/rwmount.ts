@@ -200,6 +200,11 @@ class SlotMapFile {
   }
 }
 
+/** The slot map as it is on disk (ocfs2_load_slot_map), e.g. for mounted's -f. */
+export async function readSlotMap(vol: Volume): Promise<SlotMap> {
+  return (await SlotMapFile.open(vol)).read();
+}
+
 /** __ocfs2_find_empty_slot after ocfs2_find_slot's "do we already have a slot" check. */
 export function chooseSlot(map: SlotMap, node: number, preferred?: number): number {
   const have = slotOfNode(map, node);

@@ -42,6 +42,8 @@ export interface VolumeOpenOptions {
   dirtyJournal?: 'overlay' | 'refuse' | 'ignore';
   /** Called with human-readable warnings (default: ignored). */
   warn?: (msg: string) => void;
+  /** Read the superblock from backup N (1..6) instead of block 2 (fsck.ocfs2 -b/-r). */
+  backupSuperblock?: number;
 }
 
 export interface JournalState {
@@ -82,7 +84,7 @@ export class Volume {
     const dev = await BlockDevice.open(devPath, { readOnly: opts.readOnly, cacheBytes: opts.cacheBytes });
     try {
       if (dev.sizeBytes < 8192) throw new Ocfs2FormatError(`${devPath}: too small to be an OCFS2 volume (${dev.sizeBytes} bytes)`);
-      const probe = await probeSuperblock((off, len) => dev.readAt(off, len)).catch((e: unknown) => {
+      const probe = await probeSuperblock((off, len) => dev.readAt(off, len), { backup: opts.backupSuperblock }).catch((e: unknown) => {
         if (e instanceof Ocfs2FormatError) throw new Ocfs2FormatError(`${devPath}: ${e.message}`);
         throw e;
       });

@@ -36,7 +36,7 @@ import {
   GROUP_LIST_OFFSET, GroupDescHeader, extentRecsPerGroupDesc, groupBitmapSize, setBit, testBit,
 } from '../structs/group';
 import {
-  EXTENT_ALLOC_SYSTEM_INODE, GLOBAL_BITMAP_SYSTEM_INODE, INODE_ALLOC_SYSTEM_INODE, LOCAL_ALLOC_SYSTEM_INODE,
+  EXTENT_ALLOC_SYSTEM_INODE, GLOBAL_BITMAP_SYSTEM_INODE, GLOBAL_INODE_ALLOC_SYSTEM_INODE, INODE_ALLOC_SYSTEM_INODE, LOCAL_ALLOC_SYSTEM_INODE,
   TRUNCATE_LOG_SYSTEM_INODE, systemFileName,
 } from '../sysfiles';
 import type { Transaction, TransactionManager } from '../txn';
@@ -78,20 +78,26 @@ export class Allocators {
   private lastInodeGroup = 0;
   private lastMetaGroup = 0;
 
-  private constructor(readonly vol: Volume, readonly slot: number) {
+  private constructor(readonly vol: Volume, readonly slot: number, readonly offline: boolean) {
     this.global = new ChainAllocator(vol, vol.systemFile(systemFileName(GLOBAL_BITMAP_SYSTEM_INODE, OCFS2_INVALID_SLOT)), true);
     this.localAllocBlkno = vol.systemFile(systemFileName(LOCAL_ALLOC_SYSTEM_INODE, slot));
     this.truncateLogBlkno = vol.systemFile(systemFileName(TRUNCATE_LOG_SYSTEM_INODE, slot));
     this.localAllocDefaultBits = Allocators.defaultLocalAllocBits(vol);
     this.localAllocBits = this.localAllocDefaultBits;
-    this.laState = this.localAllocBits > 0 ? 'enabled' : 'unused';
+    // Offline tools (tunefs) allocate straight from the global bitmap, as libocfs2 does.
+    this.laState = this.localAllocBits > 0 && !offline ? 'enabled' : 'unused';
   }
 
-  static async load(vol: Volume, slot: number): Promise<Allocators> {
+  /**
+   * `offline`: for tools working on an unmounted volume (libocfs2's
+   * behaviour): no local alloc window, freed clusters go straight back to the
+   * global bitmap instead of the truncate log.
+   */
+  static async load(vol: Volume, slot: number, opts: { offline?: boolean } = {}): Promise<Allocators> {
     if (!Number.isInteger(slot) || slot < 0 || slot >= vol.maxSlots) {
       throw new PosixError('EINVAL', `slot ${slot} outside 0..${vol.maxSlots - 1}`);
     }
-    const a = new Allocators(vol, slot);
+    const a = new Allocators(vol, slot, opts.offline ?? false);
     // Validate what we will write to.
     await a.global.state();
     await a.readLocalAlloc();
@@ -337,6 +343,7 @@ export class Allocators {
     if (run.start < 0 || run.start + run.count > this.vol.sb.clusters) {
       throw new Ocfs2CorruptError(this.truncateLogBlkno, 'freeing clusters outside the volume', `${run.start}+${run.count}`);
     }
+    if (this.offline) { await this.releaseToGlobal(tx, run, false); return; }
     let { buf, tl } = await this.readTruncateLog();
     const last = tl.recs[tl.recs.length - 1];
     if (last && last.t_start + last.t_clusters === run.start) {
@@ -419,6 +426,22 @@ export class Allocators {
   freeInode(tx: Transaction, a: SubAlloc): Promise<void> { return this.freeSub(tx, 'inode', a); }
 
   freeMetaBlock(tx: Transaction, a: SubAlloc): Promise<void> { return this.freeSub(tx, 'meta', a); }
+
+  /**
+   * A system inode from global_inode_alloc (libocfs2 ocfs2_new_system_inode:
+   * i_suballoc_slot is OCFS2_INVALID_SLOT), growing it by a group when full.
+   */
+  async claimSystemInode(tx: Transaction): Promise<SubAlloc> {
+    const gia = new ChainAllocator(this.vol, this.vol.systemFile(systemFileName(GLOBAL_INODE_ALLOC_SYSTEM_INODE)), false);
+    let c = await gia.claim(tx, 1, 1);
+    if (!c) {
+      await this.growSuballoc(tx, gia);
+      c = await gia.claim(tx, 1, 1);
+    }
+    if (!c) throw new PosixError('ENOSPC', 'no free system inode');
+    // ocfs2_init_inode sets i_suballoc_loc to the group even when it is contiguous.
+    return { ...this.toSubAlloc(OCFS2_INVALID_SLOT_U16, c), suballocLoc: c.groupBlkno };
+  }
 
   private toSubAlloc(slot: number, c: BitClaim): SubAlloc {
     return { blkno: c.firstBlkno, suballocSlot: slot, suballocBit: c.bit, suballocLoc: c.discontig ? c.groupBlkno : 0 };

@@ -52,6 +52,8 @@ export interface CheckOptions {
   repair?: boolean;
   /** Output lines (progress and problems), default: discarded. */
   log?: (line: string) => void;
+  /** Read the superblock from backup N (1..6): fsck.ocfs2 -b / -r. */
+  backupSuperblock?: number;
 }
 
 export interface JournalReport { slot: number; blkno: number; dirty: boolean; replayed: boolean; transactions: number }
@@ -105,7 +107,7 @@ async function replayJournals(vol: Volume, log: (l: string) => void): Promise<Jo
 export async function checkVolume(device: string, opts: CheckOptions = {}): Promise<CheckReport> {
   const log = opts.log ?? ((): void => undefined);
   const repair = opts.repair ?? false;
-  let vol = await Volume.open(device, { readOnly: !repair, dirtyJournal: 'ignore' });
+  let vol = await Volume.open(device, { readOnly: !repair, dirtyJournal: 'ignore', backupSuperblock: opts.backupSuperblock });
   const need = vol.sb.clusters * vol.clusterBlocks;
   if (need > vol.dev.blockCount) {
     await vol.close();
@@ -126,7 +128,7 @@ export async function checkVolume(device: string, opts: CheckOptions = {}): Prom
       journals = await replayJournals(vol, log);
       if (journals.some((j) => j.replayed)) {
         await vol.close();
-        vol = await Volume.open(device, { readOnly: false, dirtyJournal: 'ignore' });
+        vol = await Volume.open(device, { readOnly: false, dirtyJournal: 'ignore', backupSuperblock: opts.backupSuperblock });
       }
     } else {
       journals = (await vol.journalStates()).map((j) => ({ slot: j.slot, blkno: j.blkno, dirty: j.dirty, replayed: false, transactions: 0 }));
@@ -147,6 +149,13 @@ export async function checkVolume(device: string, opts: CheckOptions = {}): Prom
     await ctx.tm.flush();
   } finally {
     await vol.close();
+  }
+  // A repair run reports only what is still wrong: problems it could not fix
+  // directly may be gone after the other repairs (a re-check tells).
+  if (repair && ctx.problems.some((p) => !p.fixed) && ctx.problems.some((p) => p.fixed)) {
+    const again = await checkVolume(device, { backupSuperblock: opts.backupSuperblock });
+    const still = new Set(again.problems.map((p) => `${p.code} ${p.blkno}`));
+    for (const p of ctx.problems) if (!p.fixed && !still.has(`${p.code} ${p.blkno}`)) p.fixed = true;
   }
   const left = ctx.problems.filter((p) => !p.fixed).length;
   const fixed = ctx.problems.filter((p) => p.fixed).length;

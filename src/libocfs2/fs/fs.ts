@@ -181,26 +181,7 @@ export class Ocfs2Fs {
       if (linksOf(dh) >= this.linkMax) throw new PosixError('EMLINK');
       const t = nowTs();
       const ni = await this.newInode(tx, dir, S_IFDIR | (mode & 0o7777), owner, 0, t);
-      if (this.vol.inlineData) {
-        const size = maxInlineData(this.vol.blockSize, 0);
-        initDotEntries(ni.buf, { blkno: ni.blkno, start: INLINE_DATA_OFFSET, size }, ni.blkno, dir);
-        ni.h.i_size = size;
-        storeInode(tx, ni.blkno, ni.buf, ni.h);
-      } else {
-        // No inline data: one block with "." and "..".
-        const run = await this.rv.alloc.claimClusters(tx, 1, 1);
-        const pblk = run.start * this.vol.clusterBlocks;
-        const db = Buffer.alloc(this.vol.blockSize);
-        const trailer = dirHasTrailer({ inlineData: false, metaEcc: this.vol.metaEcc, indexedDir: false });
-        initDotEntries(db, dirBlockArea(pblk, this.vol.blockSize, trailer), ni.blkno, dir);
-        if (trailer) initDirTrailer(db, this.vol.blockSize, { blkno: pblk, parentDinode: ni.blkno, freeRecLen: largestDirHole(db, dirBlockArea(pblk, this.vol.blockSize, true)) });
-        if (this.vol.clusterBlocks > 1) await tx.writeData(pblk + 1, Buffer.alloc(this.vol.clusterSize - this.vol.blockSize));
-        tx.writeMeta(pblk, db, trailer ? this.vol.blockSize - 8 : null);
-        ni.h.i_size = this.vol.blockSize;
-        ni.h.i_clusters = 1;
-        storeInode(tx, ni.blkno, ni.buf, ni.h);
-        await this.rv.extentTree(ni.blkno).insert(tx, { cpos: 0, clusters: 1, blkno: pblk, flags: 0 });
-      }
+      await initEmptyDirectory(this.rv, tx, ni, dir);
       await this.dirs.add(tx, dir, { inode: ni.blkno, fileType: OCFS2_FT_DIR, name });
       await this.touchDir(tx, dir, t, 1);
       return ni.blkno;
@@ -462,6 +443,42 @@ export class Ocfs2Fs {
 }
 
 /** Orphan entries are named by the inode's block number, 16 hex digits (OCFS2_ORPHAN_NAMELEN). */
+/**
+ * The body of a new, empty directory `ni` (its inode already claimed, header
+ * in `ni.h`): "." and ".." inline when the volume has inline data, else in
+ * one new cluster (with a trailer when the volume wants them), as
+ * ocfs2_mknod_locked / libocfs2 ocfs2_init_dir.  Stores the inode.
+ */
+export async function initEmptyDirectory(
+  rv: RwVolumeLike, tx: Transaction, ni: { blkno: number; buf: Buffer; h: DinodeHeaderT }, parent: number,
+): Promise<void> {
+  const vol = rv.vol;
+  if (vol.inlineData) {
+    const size = maxInlineData(vol.blockSize, 0);
+    if (!(ni.h.i_dyn_features & OCFS2_INLINE_DATA_FL)) {
+      ni.h.i_dyn_features |= OCFS2_INLINE_DATA_FL;
+      writeInlineDataHeader(ni.buf, size);
+    }
+    initDotEntries(ni.buf, { blkno: ni.blkno, start: INLINE_DATA_OFFSET, size }, ni.blkno, parent);
+    ni.h.i_size = size;
+    storeInode(tx, ni.blkno, ni.buf, ni.h);
+    return;
+  }
+  // No inline data: one block with "." and "..".
+  const run = await rv.alloc.claimClusters(tx, 1, 1);
+  const pblk = run.start * vol.clusterBlocks;
+  const db = Buffer.alloc(vol.blockSize);
+  const trailer = dirHasTrailer({ inlineData: false, metaEcc: vol.metaEcc, indexedDir: false });
+  initDotEntries(db, dirBlockArea(pblk, vol.blockSize, trailer), ni.blkno, parent);
+  if (trailer) initDirTrailer(db, vol.blockSize, { blkno: pblk, parentDinode: ni.blkno, freeRecLen: largestDirHole(db, dirBlockArea(pblk, vol.blockSize, true)) });
+  if (vol.clusterBlocks > 1) await tx.writeData(pblk + 1, Buffer.alloc(vol.clusterSize - vol.blockSize));
+  tx.writeMeta(pblk, db, trailer ? vol.blockSize - 8 : null);
+  ni.h.i_size = vol.blockSize;
+  ni.h.i_clusters = 1;
+  storeInode(tx, ni.blkno, ni.buf, ni.h);
+  await rv.extentTree(ni.blkno).insert(tx, { cpos: 0, clusters: 1, blkno: pblk, flags: 0 });
+}
+
 export function orphanName(ino: number): Buffer {
   return Buffer.from(ino.toString(16).padStart(16, '0'));
 }

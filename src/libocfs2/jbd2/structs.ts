@@ -471,3 +471,24 @@ export function crc32_be(seed: number, data: Uint8Array): number {
   for (let i = 0; i < data.length; i++) c = (CRC32_BE_TABLE[((c >>> 24) ^ data[i]!) & 0xff]! ^ (c << 8)) >>> 0;
   return c >>> 0;
 }
+
+/**
+ * The first block of a freshly formatted OCFS2 journal (libocfs2
+ * ocfs2_init_journal_superblock): V2, s_first 1 (2 at 512-byte blocks,
+ * where the 1 KiB structure spans two blocks), s_start 1, sequence 1, one
+ * user, the volume's UUID.  Only the first fs block is written, so at
+ * 512-byte blocks the second half of the structure stays zero.
+ */
+export function newJournalSuperblockBlock(blockSize: number, maxlen: number, uuid: Buffer, incompat: number): Buffer {
+  const full = Buffer.alloc(Math.max(blockSize, JBD2_SUPERBLOCK_SIZE));
+  journalSuperblock.encode({
+    ...journalSuperblock.zero(),
+    h_magic: JBD2_MAGIC, h_blocktype: JBD2_SUPERBLOCK_V2,
+    s_blocksize: blockSize, s_maxlen: maxlen,
+    s_first: blockSize === 512 ? 2 : 1,
+    s_start: 1, s_sequence: 1, s_nr_users: 1,
+    s_feature_incompat: incompat,
+    s_uuid: Buffer.from(uuid),
+  }, full, 0);
+  return Buffer.from(full.subarray(0, blockSize));
+}

@@ -12,6 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import {
   featureNames, hasSignature, OCFS2_BLOCK_SIZES, OCFS2_SUPER_BLOCK_BLKNO, OCFS2_SUPER_BLOCK_SIGNATURE,
+  OCFS2_CLUSTER_O2CB_GLOBAL_HEARTBEAT, OCFS2_FEATURE_INCOMPAT_CLUSTERINFO, OCFS2_FEATURE_INCOMPAT_LOCAL_MOUNT,
+  OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK,
 } from '../constants';
 import { decodeO2hbBlocks, locateHeartbeatArea } from './hbprobe';
 import { computeGeometry, MkfsError, parseUuid, type Geometry, type MkfsOptions } from './options';
@@ -154,7 +156,9 @@ function uuidV4(): Buffer {
 }
 
 export function summaryLines(g: Geometry, l: Layout | null, label: string): string[] {
-  const feat = l ? featureNames(l.superblock.compat, l.superblock.incompat, l.superblock.roCompat)
+  // mkfs.ocfs2 prints the features before -M local and the cluster stack add local/clusterinfo/userspace-stack.
+  const stackBits = (OCFS2_FEATURE_INCOMPAT_CLUSTERINFO | OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK | OCFS2_FEATURE_INCOMPAT_LOCAL_MOUNT) & ~g.features.incompat;
+  const feat = l ? featureNames(l.superblock.compat, l.superblock.incompat & ~stackBits, l.superblock.roCompat)
     : featureNames(g.features.compat, g.features.incompat, g.features.roCompat);
   const ext = l?.summary;
   const lines: string[] = [];
@@ -224,6 +228,17 @@ export async function formatVolume(devPath: string, opts: MkfsOptions, hooks: Fo
     dxSeed: hooks.dxSeed ?? [rnd.readUInt32LE(4), rnd.readUInt32LE(8), rnd.readUInt32LE(12)],
     clusterStack: opts.clusterStack, clusterName: opts.clusterName, globalHeartbeat: opts.globalHeartbeat,
   });
+  // mkfs.ocfs2 check.c check_cluster: the stack of a cluster-mode volume first.
+  if (geometry.mount !== 'local') {
+    if (opts.clusterStack) {
+      log(`Cluster stack: ${opts.clusterStack}`);
+      log(`Cluster name: ${opts.clusterName ?? ''}`);
+      log(`Stack Flags: 0x${(opts.globalHeartbeat ? OCFS2_CLUSTER_O2CB_GLOBAL_HEARTBEAT : 0).toString(16)}`);
+      log('NOTE: Feature extended slot map may be enabled');
+    } else {
+      log('Cluster stack: classic o2cb');
+    }
+  }
   for (const line of summaryLines(geometry, layout, label)) log(line);
   const result: FormatResult = { geometry, layout, uuid: uuid.toString('hex').toUpperCase(), label, dryRun: !!opts.dryRun };
   if (opts.dryRun) return result;
@@ -249,6 +264,7 @@ export async function formatVolume(devPath: string, opts: MkfsOptions, hooks: Fo
       }
     };
     for (const z of layout.zero) writeZeros(fd, z.offset, z.length, !dev.isBlock, zeros, scratch, tick);
+    log('Creating bitmaps: done');
     fs.writeSync(fd, layout.leading, 0, layout.leading.length, 0);
     // Metadata: coalesce runs of consecutive blocks into single writes.
     const blknos = [...layout.blocks.keys()].sort((a, b) => a - b);
@@ -261,6 +277,12 @@ export async function formatVolume(devPath: string, opts: MkfsOptions, hooks: Fo
       i = j;
     }
     fs.fsyncSync(fd);
+    // mkfs.ocfs2's step lines; all of them are in the metadata just written.
+    for (const step of ['Initializing superblock', 'Writing system files', 'Writing superblock']) log(`${step}: done`);
+    log(`Writing backup superblock: ${layout.backups.length} block(s)`);
+    for (const step of ['Formatting Journals', 'Growing extent allocator', 'Formatting slot map', 'Formatting quota files', 'Writing lost+found']) {
+      log(`${step}: done`);
+    }
   } finally {
     fs.closeSync(fd);
   }

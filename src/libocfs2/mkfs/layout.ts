@@ -48,7 +48,7 @@ import {
 } from '../structs/quota';
 import { CHECK_OFFSET, updateBlockCheck } from '../blockcheck';
 import { uuidHash } from '../dirhash';
-import { JBD2_FEATURE_INCOMPAT_64BIT, JBD2_MAGIC, JBD2_SUPERBLOCK_V2, journalSuperblock } from '../jbd2/structs';
+import { JBD2_FEATURE_INCOMPAT_64BIT, newJournalSuperblockBlock } from '../jbd2/structs';
 import {
   BAD_BLOCK_SYSTEM_INODE, EXTENT_ALLOC_SYSTEM_INODE, GLOBAL_BITMAP_SYSTEM_INODE, GLOBAL_INODE_ALLOC_SYSTEM_INODE,
   GROUP_QUOTA_SYSTEM_INODE, HEARTBEAT_SYSTEM_INODE, INODE_ALLOC_SYSTEM_INODE, JOURNAL_SYSTEM_INODE,
@@ -519,20 +519,7 @@ export function computeLayout(p: LayoutParams): Layout {
     extend(exts, journalClusters, `journal:${String(s).padStart(4, '0')}`);
     journals.push(exts);
     for (const e of exts) zero.push({ offset: e.blkno * bs, length: e.clusters * cs, what: 'journal' });
-    const jsb = Buffer.alloc(bs);
-    const full = Buffer.alloc(Math.max(bs, 1024));
-    journalSuperblock.encode({
-      ...journalSuperblock.zero(),
-      h_magic: JBD2_MAGIC, h_blocktype: JBD2_SUPERBLOCK_V2,
-      s_blocksize: bs, s_maxlen: journalClusters * bpc,
-      s_first: bs === 512 ? 2 : 1,
-      s_start: 1, s_sequence: 1, s_nr_users: 1,
-      s_feature_incompat: g.journal64 ? JBD2_FEATURE_INCOMPAT_64BIT : 0,
-      s_uuid: Buffer.from(p.uuid),
-    }, full, 0);
-    // ocfs2_write_journal_superblock writes one fs block (the second 512-byte
-    // half of the 1 KiB structure is all zero at 512-byte blocks).
-    full.copy(jsb, 0, 0, bs);
+    const jsb = newJournalSuperblockBlock(bs, journalClusters * bpc, p.uuid, g.journal64 ? JBD2_FEATURE_INCOMPAT_64BIT : 0);
     putBlock(exts[0]!.blkno, jsb);
   }
 

@@ -103,9 +103,23 @@ const merge = (a: FeatureSet, b: FeatureSet): void => { a.compat |= b.compat; a.
  * plus the named features, minus the "noX" ones (and whatever depends on them).
  */
 export function resolveFeatures(level: FeatureLevel, spec: string | undefined): FeatureSet {
+  const { on, off } = parseFeatureSpec(spec ?? '');
+  const out = { ...FEATURE_LEVELS[level] };
+  merge(out, on);
+  out.compat &= ~off.compat;
+  out.incompat &= ~off.incompat;
+  out.roCompat &= ~off.roCompat;
+  return out;
+}
+
+/**
+ * ocfs2_parse_feature: the bits "X" turns on (with what X needs) and the
+ * bits "noX" turns off (with whatever needs X: ocfs2_feature_clear_deps).
+ */
+export function parseFeatureSpec(spec: string): { on: FeatureSet; off: FeatureSet } {
   const on = fs3(0, 0, 0);
   const off = fs3(0, 0, 0);
-  for (const raw of (spec ?? '').split(',')) {
+  for (const raw of spec.split(',')) {
     if (raw === '') continue;
     const rev = raw.startsWith('no');
     const name = rev ? raw.slice(2) : raw;
@@ -113,15 +127,9 @@ export function resolveFeatures(level: FeatureLevel, spec: string | undefined): 
     if (!f) throw new MkfsError(`unknown feature "${raw}" in --fs-features`);
     merge(rev ? off : on, rev ? f.own : f.on);
   }
-  // ocfs2_feature_clear_deps: turning X off turns off whatever needs X.
   for (const f of SUPPORTED) if (overlap(off, f.on)) merge(off, f.own);
-  if (overlap(on, off)) throw new MkfsError(`conflicting features in --fs-features "${spec ?? ''}"`);
-  const out = { ...FEATURE_LEVELS[level] };
-  merge(out, on);
-  out.compat &= ~off.compat;
-  out.incompat &= ~off.incompat;
-  out.roCompat &= ~off.roCompat;
-  return out;
+  if (overlap(on, off)) throw new MkfsError(`conflicting features in --fs-features "${spec}"`);
+  return { on, off };
 }
 
 /** get_number: a decimal/hex/octal count with an optional k/m/g/b suffix. */
