@@ -15,6 +15,7 @@ import { registerInspectCommand } from './inspect';
 import { registerClusterConfigCommands } from './cluster';
 import { registerClusterNodeCommands } from './cluster-node';
 import { registerMkfsCommand } from './mkfs';
+import { registerQuotaCommand } from './quota';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerCheckCommand(program);
   registerInspectCommand(program);
   registerMkfsCommand(program);
+  registerQuotaCommand(program);
   const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
   registerClusterConfigCommands(cluster);
   registerClusterNodeCommands(cluster);

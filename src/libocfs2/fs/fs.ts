@@ -28,6 +28,7 @@ import { DataOps } from './data';
 import { XattrOps } from './xattrops';
 import { addLinks, linksOf, loadInode, nowTs, patchInode, setTime, storeInode, type Ts } from './inode';
 import type { RwVolumeLike } from './types';
+import { QuotaTracker } from '../quota';
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
@@ -61,12 +62,15 @@ export class Ocfs2Fs {
   readonly lock = new Mutex();
   private generation = randomInt(0, 2 ** 32 - 1);
   private orphanDir: number | undefined;
+  /** Quota accounting of every transaction (a no-op without the quota features). */
+  readonly quotas: QuotaTracker;
 
   constructor(readonly rv: RwVolumeLike) {
     this.vol = rv.vol;
     this.dirs = new DirOps(rv);
     this.data = new DataOps(rv);
     this.xattrs = new XattrOps(rv);
+    this.quotas = new QuotaTracker(rv);
     try { this.orphanDir = rv.vol.systemFile(systemFileName(ORPHAN_DIR_SYSTEM_INODE, rv.slot)); } catch { this.orphanDir = undefined; }
   }
 
@@ -74,7 +78,7 @@ export class Ocfs2Fs {
   async op<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.lock.runExclusive(async () => {
       // The directory caches follow the transaction: a failed one leaves them as the disk is.
-      try { return await this.rv.tm.run(fn); } catch (e) { this.dirs.rollback(); throw e; } finally { this.dirs.settle(); }
+      try { return await this.rv.tm.run((tx) => this.quotas.run(tx, fn)); } catch (e) { this.dirs.rollback(); throw e; } finally { this.dirs.settle(); }
     });
   }
 
