@@ -1,0 +1,208 @@
+/**
+ * Quotas through the real mount, on `mkfs.ocfs2 --fs-feature-level=max-features`
+ * volumes (usrquota + grpquota, metaecc, refcount...):
+ *  - a workload by several uids/gids (child processes under setpriv) —
+ *    mkdir, files of many sizes, appends, truncates, unlinks, hard links,
+ *    symlinks, fallocate, chown/chgrp — then `ocfs2-fuse quota report --json`
+ *    equals a recount of what is on the volume (find through a fresh
+ *    read-only mount: st_uid/st_gid/st_blocks per inode, as
+ *    ocfs2_compute_quota_usage counts), fsck.ocfs2 -fn clean;
+ *  - limits: inode and space hard limits give EDQUOT with nothing
+ *    half-written (file content = what the successful writes wrote, usage
+ *    within the limit, recount exact); chown onto a full id is refused; a
+ *    soft limit starts a grace period and allocation fails once it expired;
+ *  - SIGKILL of the daemon mid-workload: after replay the usage is exact;
+ *  - a crashed node's local quota file (entries in a chunk, OLQF_CLEAN off,
+ *    its journal dirty) is merged into the global file at mount.
+ * Needs the CLI built (make build) and root (setpriv, chown).
+ */
+import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { tmpDir, sh, runCli, mountRo } from './lib/mount';
+import { startRwDaemon, mkfsOcfs2, fsckOcfs2, type RwDaemon } from './lib/rwdaemon';
+
+const work = tmpDir('rwquota');
+// The users of the workload reach the mount point below it.
+fs.chmodSync(work, 0o755);
+const mnt = path.join(work, 'mnt');
+fs.mkdirSync(mnt);
+let daemon: RwDaemon | undefined;
+t.teardown(async () => {
+  if (daemon) await daemon.kill();
+  sh(`rm -rf ${work}`);
+});
+
+const MAX = '--fs-feature-level=max-features';
+
+/** Run a shell snippet as uid/gid (no supplementary groups) in a child process. */
+function asUser(uid: number, gid: number, script: string): { status: number; out: string } {
+  const r = spawnSync('timeout', ['120', 'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', 'bash', '-c', script], { encoding: 'utf8', cwd: mnt });
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+type Usage = Map<string, { space: bigint; inodes: bigint }>;
+
+/** ocfs2_compute_quota_usage over what a fresh read-only mount shows: one count per inode (hard links once). */
+function recount(img: string): { user: Usage; group: Usage } {
+  const m = mountRo(img);
+  try {
+    const out = sh(`find ${m.mountpoint} -printf '%i %U %G %b\\n'`);
+    const seen = new Set<string>();
+    const user: Usage = new Map(); const group: Usage = new Map();
+    for (const line of out.trim().split('\n')) {
+      const [ino, uid, gid, blocks] = line.split(' ');
+      if (seen.has(ino!)) continue;
+      seen.add(ino!);
+      for (const [map, id] of [[user, uid!], [group, gid!]] as const) {
+        const u = map.get(id) ?? { space: 0n, inodes: 0n };
+        u.space += BigInt(blocks!) * 512n; u.inodes += 1n;
+        map.set(id, u);
+      }
+    }
+    return { user, group };
+  } finally { m.unmount(); }
+}
+
+interface ReportDquot { id: number; spaceBytes: string; inodes: string; spaceHardBytes: string; spaceGraceUntil: number; inodeHard: string }
+function report(img: string): { user: ReportDquot[]; group: ReportDquot[] } {
+  const r = runCli(['quota', 'report', img, '--json']);
+  if (r.status !== 0) throw new Error(`quota report: ${r.stderr}`);
+  const j = JSON.parse(r.stdout) as { user: { dquots: ReportDquot[] }; group: { dquots: ReportDquot[] } };
+  return { user: j.user.dquots, group: j.group.dquots };
+}
+
+/** Report usage (ids with something in use) as the recount's shape; id 0 relative to the mkfs baseline. */
+function usageOf(r: ReportDquot[]): Usage {
+  const m: Usage = new Map();
+  for (const q of r) if (q.inodes !== '0' || q.spaceBytes !== '0') m.set(String(q.id), { space: BigInt(q.spaceBytes), inodes: BigInt(q.inodes) });
+  return m;
+}
+
+/**
+ * The report equals the recount for every id; id 0 up to mkfs.ocfs2's own
+ * offset (it counts usage before it makes lost+found), measured on the fresh volume.
+ */
+function sameUsage(t: Test, img: string, base: { user: Usage; group: Usage }, what: string): void {
+  const rc = recount(img);
+  const rep = report(img);
+  for (const kind of ['user', 'group'] as const) {
+    const want = new Map(rc[kind]);
+    const b = base[kind].get('0');
+    const z = want.get('0');
+    if (b && z) want.set('0', { space: z.space - b.space, inodes: z.inodes - b.inodes });
+    const fmt = (u: Usage) => [...u].filter(([, v]) => v.space !== 0n || v.inodes !== 0n).sort((x, y) => Number(x[0]) - Number(y[0])).map(([id, v]) => `${id}:${v.space}/${v.inodes}`).join(' ');
+    t.equal(fmt(usageOf(rep[kind])), fmt(want), `${what}: ${kind} quota usage = recount`);
+  }
+}
+
+/** Offset of mkfs's usage for id 0 against the recount (report - recount per id 0), to subtract later. */
+function baseline(img: string): { user: Usage; group: Usage } {
+  const rc = recount(img);
+  const rep = report(img);
+  const out = { user: new Map(), group: new Map() } as { user: Usage; group: Usage };
+  for (const kind of ['user', 'group'] as const) {
+    const r0 = usageOf(rep[kind]).get('0') ?? { space: 0n, inodes: 0n };
+    const c0 = rc[kind].get('0') ?? { space: 0n, inodes: 0n };
+    out[kind].set('0', { space: c0.space - r0.space, inodes: c0.inodes - r0.inodes });
+  }
+  return out;
+}
+
+function fsckClean(t: Test, img: string, what: string): void {
+  const f = fsckOcfs2(img);
+  t.ok(f.clean, `${what}: fsck.ocfs2 -fn clean`, { out: f.clean ? undefined : f.out });
+}
+
+const WORKLOAD = (u: number) => `set -e
+mkdir -p pub/u${u}/sub; cd pub/u${u}
+for i in 1 2 3 4 5 6; do head -c $((i * 37000 + ${u})) /dev/urandom > f$i; done
+echo small > tiny; ln -s /nowhere/at/all/${'x'.repeat(200)} longlink; ln -s t short; ln f1 hard1
+head -c 300000 /dev/urandom >> f2; truncate -s 5000 f3; truncate -s 900000 f4; rm f5
+fallocate -l 200000 falloc; fallocate -p -o 4096 -l 8192 f6
+for i in $(seq 1 20); do echo $i > sub/n$i; done; rm sub/n1 sub/n2; mkdir sub/d; rmdir sub/d`;
+
+t.test('workload by several uids/gids: report = recount, fsck clean; SIGKILL then replay keeps usage exact', async (t) => {
+  const img = path.join(work, 'w.img');
+  mkfsOcfs2(img, 400, `-b 4096 -C 4096 ${MAX}`);
+  const base = baseline(img);
+  daemon = await startRwDaemon(img, mnt);
+  sh(`mkdir ${mnt}/pub && chmod 1777 ${mnt}/pub`);
+  for (const [u, g] of [[1001, 2001], [1002, 2001], [1003, 2003]] as const) {
+    const r = asUser(u, g, WORKLOAD(u));
+    t.equal(r.status, 0, `workload of uid ${u} gid ${g}`, { out: r.out });
+  }
+  // chown/chgrp move usage between ids (root does it, as chown(1) would).
+  sh(`chown 1002 ${mnt}/pub/u1001/f2 && chgrp 2009 ${mnt}/pub/u1003/f4 && chown -R 1005:2005 ${mnt}/pub/u1002/sub`);
+  t.equal(await daemon.unmount(), 0, 'clean unmount');
+  daemon = undefined;
+  sameUsage(t, img, base, 'after the workload');
+  fsckClean(t, img, 'after the workload');
+
+  // Crash: kill the daemon while uids write, replay at the next mount.
+  daemon = await startRwDaemon(img, mnt);
+  const child = spawnSync('bash', ['-c', `cd ${mnt}/pub && setpriv --reuid=1006 --regid=2006 --clear-groups bash -c 'mkdir c && for i in $(seq 1 40); do head -c $((i * 3000)) /dev/urandom > c/f$i; done; sync c/f40' && rm -f u1001/f6`], { encoding: 'utf8' });
+  t.equal(child.status, 0, 'writes before the crash', { out: child.stderr });
+  await daemon.kill();
+  daemon = await startRwDaemon(img, mnt);
+  t.match(daemon.log(), /replayed the journal/, 'the journal was replayed');
+  t.equal(await daemon.unmount(), 0, 'clean unmount after replay');
+  daemon = undefined;
+  sameUsage(t, img, base, 'after SIGKILL and replay');
+  fsckClean(t, img, 'after SIGKILL and replay');
+});
+
+t.test('hard limits give EDQUOT with nothing half-written; chown onto a full id refused; soft limit and grace', async (t) => {
+  const img = path.join(work, 'l.img');
+  mkfsOcfs2(img, 300, `-b 4096 -C 4096 ${MAX}`);
+  const base = baseline(img);
+  let r = runCli(['quota', 'set', img, '-u', '1011', '--bhard', '1M', '--ihard', '8', '--json']);
+  t.equal(r.status, 0, 'quota set (user 1011)', { err: r.stderr });
+  r = runCli(['quota', 'set', img, '-g', '2012', '--bsoft', '100K', '--json']);
+  t.equal(r.status, 0, 'quota set (group 2012 soft)', { err: r.stderr });
+  r = runCli(['quota', 'set', img, '-g', '--block-grace', '3']);
+  t.equal(r.status, 0, 'quota set (group block grace)', { err: r.stderr });
+  const got = JSON.parse(runCli(['quota', 'get', img, '-u', '1011', '--json']).stdout) as { spaceHardBytes: string; inodeHard: string };
+  t.same([got.spaceHardBytes, got.inodeHard], [String(1024 * 1024), '8'], 'quota get shows the limits');
+
+  daemon = await startRwDaemon(img, mnt);
+  sh(`mkdir ${mnt}/pub && chmod 1777 ${mnt}/pub`);
+  // Space: a 3 MiB write stops at the limit; the file holds exactly what was written.
+  sh(`head -c 3145728 /dev/urandom > ${work}/src.bin && chmod 644 ${work}/src.bin`);
+  const w = asUser(1011, 1011, `dd if=${work}/src.bin of=pub/big bs=64k 2>&1; echo "rc=$?"`);
+  t.match(w.out, /Disk quota exceeded/, 'dd gets EDQUOT');
+  const size = fs.statSync(path.join(mnt, 'pub/big')).size;
+  t.ok(size > 0 && size <= 1024 * 1024, `the file stopped at the limit (${size} bytes)`);
+  const src = fs.readFileSync(path.join(work, 'src.bin'));
+  const inFile = fs.readFileSync(path.join(mnt, 'pub/big'));
+  t.ok(inFile.equals(src.subarray(0, size)), 'its content is exactly the written prefix');
+  // Inodes: 8 in all for uid 1011 (big is one).
+  const c = asUser(1011, 1011, 'for i in $(seq 1 12); do : > pub/n$i || break; done 2>&1; ls pub | grep -c "^n"');
+  t.match(c.out, /Disk quota exceeded/, 'creating past the inode limit gets EDQUOT');
+  t.equal(Number(c.out.trim().split('\n').pop()), 7, 'exactly 7 more inodes were created (8 in all)');
+  // chown of another file onto the full uid: refused, owner unchanged.
+  sh(`head -c 200000 /dev/urandom > ${mnt}/pub/other`);
+  const ch = spawnSync('chown', ['1011', path.join(mnt, 'pub/other')], { encoding: 'utf8' });
+  t.not(ch.status, 0, 'chown onto the full uid fails');
+  t.match(ch.stderr, /Disk quota exceeded/, 'with EDQUOT');
+  t.equal(fs.statSync(path.join(mnt, 'pub/other')).uid, 0, 'owner unchanged');
+  // Soft limit: over it within the grace period works and starts the grace period...
+  const s1 = asUser(1012, 2012, 'head -c 200000 /dev/urandom > pub/soft1 && echo ok');
+  t.match(s1.out, /ok/, 'writing over the soft limit within grace works');
+  await daemon.unmount();
+  daemon = undefined;
+  const g = report(img).group.find((q) => q.id === 2012);
+  t.ok(g && g.spaceGraceUntil > 0, 'a grace deadline is set', { g });
+  // ... and once it has passed, allocation fails.
+  while (Date.now() / 1000 < (g?.spaceGraceUntil ?? 0) + 1) await new Promise((res) => setTimeout(res, 250));
+  daemon = await startRwDaemon(img, mnt);
+  const s2 = asUser(1012, 2012, '{ head -c 50000 /dev/urandom > pub/soft2; } 2>&1; echo rc=$?');
+  t.match(s2.out, /Disk quota exceeded/, 'allocation after the grace period gets EDQUOT');
+  t.equal(await daemon.unmount(), 0, 'clean unmount');
+  daemon = undefined;
+  const u = report(img).user.find((q) => q.id === 1011);
+  t.ok(u && BigInt(u.spaceBytes) <= 1024n * 1024n && u.inodes === '8', 'uid 1011 within its limits', { u });
+  sameUsage(t, img, base, 'after the limit tests');
+  fsckClean(t, img, 'after the limit tests');
+});
