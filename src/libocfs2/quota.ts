@@ -24,7 +24,9 @@
  * mount (ocfs2_recover_local_quota_file).
  */
 import { CHECK_OFFSET } from './blockcheck';
-import { OCFS2_INODE_SIGNATURE, OCFS2_SYSTEM_FL, OCFS2_VALID_FL, hasSignature } from './constants';
+import {
+  OCFS2_FEATURE_RO_COMPAT_GRPQUOTA, OCFS2_FEATURE_RO_COMPAT_USRQUOTA, OCFS2_INODE_SIGNATURE, OCFS2_SYSTEM_FL, OCFS2_VALID_FL, hasSignature,
+} from './constants';
 import { Ocfs2CorruptError, PosixError } from './errors';
 import { allLeafExtents } from './extentmap';
 import { DinodeHeader, inodeExtentList } from './structs/dinode';
@@ -37,7 +39,6 @@ import { testBit, clearBit } from './structs/group';
 import {
   GROUP_QUOTA_SYSTEM_INODE, LOCAL_GROUP_QUOTA_SYSTEM_INODE, LOCAL_USER_QUOTA_SYSTEM_INODE, USER_QUOTA_SYSTEM_INODE, systemFileName,
 } from './sysfiles';
-import { OCFS2_FEATURE_RO_COMPAT_GRPQUOTA, OCFS2_FEATURE_RO_COMPAT_USRQUOTA } from './constants';
 import type { Transaction } from './txn';
 import type { Volume } from './volume';
 import type { FsAllocators, FsExtentTree } from './fs/types';
