@@ -165,6 +165,22 @@ t.test('workload by several uids/gids: report = recount, fsck clean; SIGKILL the
   fsckClean(t, img, 'after SIGKILL and replay');
 });
 
+t.test('1 KiB blocks, 64 KiB clusters: a depth-5 tree with many leaves (200 ids, 5 entries a leaf)', async (t) => {
+  const img = path.join(work, 'm.img');
+  mkfsOcfs2(img, 400, `-b 1024 -C 65536 ${MAX}`);
+  const base = baseline(img);
+  daemon = await startRwDaemon(img, mnt);
+  // Ids far apart too, so that upper tree levels branch (126 references a block at 1 KiB).
+  sh(`mkdir ${mnt}/m && cd ${mnt}/m && for i in $(seq 1 200); do u=$((i * 7919 % 100000 + i * 16000000)); echo $i > f$i; chown $u:$((u + 1)) f$i; done`
+    + ` && head -c 300000 /dev/urandom > big && chown 16000000 big && rm f3 f50 f51 f52 f53 f54 && chown 77 f7`);
+  t.equal(await daemon.unmount(), 0, 'clean unmount');
+  daemon = undefined;
+  sameUsage(t, img, base, '200 ids');
+  fsckClean(t, img, '200 ids');
+  const r = runCli(['check', '-n', img]);
+  t.equal(r.status, 0, 'our check -n clean too', { out: r.stdout.slice(-2000) });
+});
+
 t.test('hard limits give EDQUOT with nothing half-written; chown onto a full id refused; soft limit and grace', async (t) => {
   const img = path.join(work, 'l.img');
   mkfsOcfs2(img, 300, `-b 4096 -C 4096 ${MAX}`);
