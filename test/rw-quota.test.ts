@@ -171,8 +171,9 @@ t.test('1 KiB blocks, 64 KiB clusters: a depth-5 tree with many leaves (200 ids,
   const base = baseline(img);
   daemon = await startRwDaemon(img, mnt);
   // Ids far apart too, so that upper tree levels branch (126 references a block at 1 KiB).
-  sh(`mkdir ${mnt}/m && cd ${mnt}/m && for i in $(seq 1 200); do u=$((i * 7919 % 100000 + i * 16000000)); echo $i > f$i; chown $u:$((u + 1)) f$i; done`
-    + ` && head -c 300000 /dev/urandom > big && chown 16000000 big && rm f3 f50 f51 f52 f53 f54 && chown 77 f7`);
+  // Ten files a directory: the directories stay inline (a 200-entry directory at 1 KiB blocks is left to the dir tests).
+  sh(`mkdir ${mnt}/m && cd ${mnt}/m && for i in $(seq 1 200); do d=d$((i / 10)); mkdir -p $d; u=$((i * 7919 % 100000 + i * 16000000)); echo $i > $d/f$i; chown $u:$((u + 1)) $d/f$i; done`
+    + ` && head -c 300000 /dev/urandom > big && chown 16000000 big && rm d0/f3 d5/f50 d5/f51 d5/f52 d5/f53 d5/f54 && chown 77 d0/f7`);
   t.equal(await daemon.unmount(), 0, 'clean unmount');
   daemon = undefined;
   sameUsage(t, img, base, '200 ids');
