@@ -17,7 +17,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     t.ok(mounted(s.mnt), 'mounted');
     t.equal((await run('stat', ['-c', '%s', `${s.mnt}/coh`])).stdout.trim(), '10', 'serving');
     s.child.kill(sig);
-    const e = await within(s.exited, 15_000, 'server exit');
+    const e = await within(s.exited, 60_000, 'server exit');
     t.same(e, { code: 0, signal: null }, 'exit code 0, not killed by the signal');
     t.notOk(mounted(s.mnt), 'no longer mounted');
     t.match(s.stderr(), /memfs: destroy/, 'destroy ran before exit');
@@ -32,19 +32,23 @@ t.test('external fusermount -u is detected; opTimeoutMs fails slow operations', 
   const slow = await run('cat', [`${s.mnt}/slow`], { timeoutSec: 20 });
   t.not(slow.code, 0, 'slow read failed');
   t.match(slow.stderr, /Connection timed out/, 'with ETIMEDOUT');
-  t.ok(slow.ms < 2900, `after ${slow.ms} ms, before the operation finished`);
-  // Let the abandoned 3 s handler finish before unmounting: an unmount while it
-  // still runs has once left the session without its destroy callback (seen
-  // once in ~10 runs; a late reply into the released request buffer is the
-  // suspect). That race is a known open problem of opTimeoutMs, which the
-  // mount does not enable; this test checks the two features separately.
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, 3500 - slow.ms)));
+  // the order of events, not a wall-clock bound: the read failed while its handler still slept
+  t.notMatch(s.stderr(), /memfs: slow read done/, `failed after ${slow.ms} ms, before the operation finished`);
+  // Let the abandoned 3 s handler finish before unmounting (wait for its event): an unmount
+  // while it still runs has once left the session without its destroy callback (seen once in
+  // ~10 runs; a late reply into the released request buffer is the suspect). That race is a
+  // known open problem of opTimeoutMs, which the mount does not enable; this test checks the
+  // two features separately.
+  for (const end = Date.now() + 60_000; !/memfs: slow read done/.test(s.stderr());) {
+    if (Date.now() > end) throw new Error('the slow handler never finished');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 
   const r = await run('fusermount', ['-u', s.mnt], { timeoutSec: 10 });
   t.equal(r.code, 0, r.stderr);
-  const ev = await within(s.unmounted, 10_000, 'unmounted event');
+  const ev = await within(s.unmounted, 60_000, 'unmounted event');
   t.same(ev, { external: true }, 'reported as external');
-  const e = await within(s.exited, 10_000, 'server exit');
+  const e = await within(s.exited, 60_000, 'server exit');
   t.same(e, { code: 0, signal: null }, 'server exits by itself (no native handle keeps it alive)');
   t.notOk(mounted(s.mnt));
 });
