@@ -17,6 +17,7 @@ import { registerClusterNodeCommands } from './cluster-node';
 import { registerMkfsCommand } from './mkfs';
 import { attachOptionalArgs, registerTunefsCommand } from './tunefs';
 import { registerMountedCommand } from './mounted';
+import { registerQuotaCommand } from './quota';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerMkfsCommand(program);
   registerTunefsCommand(program);
   registerMountedCommand(program);
+  registerQuotaCommand(program);
   const cluster = program.command('cluster').description('o2cb cluster configuration, node and status (in the spirit of o2cb(8))');
   registerClusterConfigCommands(cluster);
   registerClusterNodeCommands(cluster);

@@ -133,6 +133,11 @@ export class BlockDevice {
     return buf;
   }
 
+  /** The latest content of a block if it is in memory (pinned, overlay or cache), without reading; shared. */
+  peek(blkno: number): Buffer | undefined {
+    return this.pinned.get(blkno) ?? this.overlay.get(blkno) ?? this.cache.peek(blkno);
+  }
+
   /**
    * `count` contiguous blocks for file data: uncached (except that overlay
    * blocks win), returned as one fresh buffer.

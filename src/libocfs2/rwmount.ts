@@ -6,8 +6,8 @@
  *   await rv.close();                          // clean unmount
  *
  * Mount, as ocfs2_fill_super / ocfs2_check_volume / ocfs2_complete_mount_recovery:
- *  1. refuse features we cannot write (Volume.open's checks, plus the
- *     ro-compat quota features and heartbeat devices);
+ *  1. refuse features we cannot write (Volume.open's checks, plus
+ *     heartbeat devices; quotas are kept by the filesystem layer, quota.ts);
  *  2. cluster-mode volumes: refuse if the o2hb area shows another live node
  *     (every slot read twice, a heartbeat interval apart);
  *  3. every dirty journal is replayed to disk (Volume.open read-write);
@@ -24,10 +24,7 @@
  */
 import { Volume } from './volume';
 import { Ocfs2Error, Ocfs2UnsupportedError, PosixError } from './errors';
-import {
-  OCFS2_FEATURE_INCOMPAT_LOCAL_MOUNT, OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK, OCFS2_FEATURE_RO_COMPAT_USRQUOTA,
-  OCFS2_FEATURE_RO_COMPAT_GRPQUOTA,
-} from './constants';
+import { OCFS2_FEATURE_INCOMPAT_LOCAL_MOUNT, OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK } from './constants';
 import { DirectTransactionManager, type TransactionManager } from './txn';
 import { Allocators } from './alloc';
 import { JournaledTransactionManager, recoverSlotAllocState, setJournalDinodeFlags, type JournalManagerOptions } from './journal';
@@ -222,9 +219,6 @@ export async function openReadWrite(devPath: string, opts: OpenReadWriteOptions 
   let local: boolean;
   try {
     local = peek.localMount;
-    if (peek.sb.roCompat & (OCFS2_FEATURE_RO_COMPAT_USRQUOTA | OCFS2_FEATURE_RO_COMPAT_GRPQUOTA)) {
-      throw new Ocfs2UnsupportedError('quota features (usrquota/grpquota) are not supported read-write: mount read-only');
-    }
     if (!local && (peek.sb.incompat & OCFS2_FEATURE_INCOMPAT_USERSPACE_STACK)) {
       throw new Ocfs2UnsupportedError('user-space cluster stack volumes are not supported read-write');
     }

@@ -10,7 +10,7 @@ import { PosixError } from '../errors';
 import {
   OCFS2_VALID_FL, OCFS2_ORPHANED_FL, OCFS2_INLINE_DATA_FL, OCFS2_INDEXED_DIR_FL, OCFS2_MAX_FILENAME_LEN,
   OCFS2_INODE_SIGNATURE, OCFS2_LINK_MAX, OCFS2_DX_LINK_MAX, OCFS2_HAS_XATTR_FL, signatureBytes,
-  S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, OCFS2_FT_DIR,
+  S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK, OCFS2_FT_DIR, OCFS2_HAS_REFCOUNT_FL,
 } from '../constants';
 import { CHECK_OFFSET } from '../blockcheck';
 import {
@@ -28,6 +28,7 @@ import { DataOps } from './data';
 import { XattrOps } from './xattrops';
 import { addLinks, linksOf, loadInode, nowTs, patchInode, setTime, storeInode, type Ts } from './inode';
 import type { RwVolumeLike } from './types';
+import { QuotaTracker } from '../quota';
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
@@ -52,6 +53,19 @@ function checkName(name: Buffer): void {
 
 const isDirMode = (m: number) => (m & S_IFMT) === S_IFDIR;
 
+/**
+ * Clusters shared through a refcount tree (reflinks) must be copied before a
+ * write and have their refcount dropped instead of being freed
+ * (refcounttree.c); neither is done yet, so every change that would write,
+ * allocate over or free an inode's clusters or xattr values is refused
+ * rather than corrupting the other copies.
+ */
+function refuseShared(h: DinodeHeaderT, what: string): void {
+  if (h.i_dyn_features & OCFS2_HAS_REFCOUNT_FL) {
+    throw new PosixError('EOPNOTSUPP', `${what}: inode ${h.i_blkno} shares clusters through a refcount tree (copy on write is not supported yet)`);
+  }
+}
+
 export class Ocfs2Fs {
   readonly vol: Volume;
   readonly dirs: DirOps;
@@ -61,12 +75,15 @@ export class Ocfs2Fs {
   readonly lock = new Mutex();
   private generation = randomInt(0, 2 ** 32 - 1);
   private orphanDir: number | undefined;
+  /** Quota accounting of every transaction (a no-op without the quota features). */
+  readonly quotas: QuotaTracker;
 
   constructor(readonly rv: RwVolumeLike) {
     this.vol = rv.vol;
     this.dirs = new DirOps(rv);
     this.data = new DataOps(rv);
     this.xattrs = new XattrOps(rv);
+    this.quotas = new QuotaTracker(rv);
     try { this.orphanDir = rv.vol.systemFile(systemFileName(ORPHAN_DIR_SYSTEM_INODE, rv.slot)); } catch { this.orphanDir = undefined; }
   }
 
@@ -74,15 +91,16 @@ export class Ocfs2Fs {
   async op<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.lock.runExclusive(async () => {
       // The directory caches follow the transaction: a failed one leaves them as the disk is.
+      const run = (tx: Transaction): Promise<T> => this.quotas.run(tx, fn);
       try {
-        return await this.rv.tm.run(fn);
+        return await this.rv.tm.run(run);
       } catch (e) {
         this.dirs.rollback();
         // ocfs2_reserve_clusters_with_limit: on ENOSPC, free the truncate log (own transaction, journal
         // committed) and try once more; the failed transaction left nothing behind.
         if (!(e instanceof PosixError && e.code === 'ENOSPC') || !(await this.rv.alloc.freeTruncateLog?.(this.rv.tm))) throw e;
       } finally { this.dirs.settle(); }
-      try { return await this.rv.tm.run(fn); } catch (e) { this.dirs.rollback(); throw e; } finally { this.dirs.settle(); }
+      try { return await this.rv.tm.run(run); } catch (e) { this.dirs.rollback(); throw e; } finally { this.dirs.settle(); }
     });
   }
 
@@ -297,6 +315,7 @@ export class Ocfs2Fs {
 
   /** ocfs2_delete_inode: free data and xattrs, clear the dinode, give the bit back. */
   private async deleteInode(tx: Transaction, ino: number): Promise<void> {
+    refuseShared(await this.header(ino), 'delete');
     await this.data.freeAll(tx, ino);
     await this.xattrs.freeAll(tx, ino);
     await this.dirs.release(tx, ino);
@@ -377,6 +396,7 @@ export class Ocfs2Fs {
         const h = await this.header(ino);
         if (isDirMode(h.i_mode)) throw new PosixError('EISDIR');
         if ((h.i_mode & S_IFMT) !== S_IFREG) throw new PosixError('EINVAL');
+        refuseShared(h, 'truncate');
         await this.data.truncate(tx, ino, a.size);
       }
       await patchInode(this.vol, tx, ino, (h) => {
@@ -401,6 +421,7 @@ export class Ocfs2Fs {
     return this.op(async (tx) => {
       const h = await this.header(ino);
       if ((h.i_mode & S_IFMT) !== S_IFREG) throw new PosixError(isDirMode(h.i_mode) ? 'EISDIR' : 'EINVAL');
+      refuseShared(h, 'write');
       const n = await this.data.write(tx, ino, pos, data);
       // A write by anyone clears setuid/setgid (file_remove_privs); the kernel asks for that through setattr.
       return n;
@@ -415,12 +436,14 @@ export class Ocfs2Fs {
     await this.op(async (tx) => {
       const h = await this.header(ino);
       if ((h.i_mode & S_IFMT) !== S_IFREG) throw new PosixError(isDirMode(h.i_mode) ? 'EISDIR' : 'ENODEV');
+      refuseShared(h, 'fallocate');
       await this.data.fallocate(tx, ino, mode, offset, length);
     });
   }
 
   async setxattr(ino: number, name: Buffer, value: Buffer, flags: number): Promise<void> {
     await this.op(async (tx) => {
+      refuseShared(await this.header(ino), 'setxattr');
       await this.xattrs.set(tx, ino, name, value, flags);
       await patchInode(this.vol, tx, ino, (h) => setTime(h, 'c', nowTs()));
     });
@@ -428,6 +451,7 @@ export class Ocfs2Fs {
 
   async removexattr(ino: number, name: Buffer): Promise<void> {
     await this.op(async (tx) => {
+      refuseShared(await this.header(ino), 'removexattr');
       await this.xattrs.remove(tx, ino, name);
       await patchInode(this.vol, tx, ino, (h) => setTime(h, 'c', nowTs()));
     });

@@ -10,6 +10,7 @@ import { openReadWrite, type RwVolume } from '../rwmount';
 import { ExtentTree } from '../extenttree';
 import { StopgapAllocators, StopgapExtentTree } from './stopgap';
 import type { RwVolumeLike } from './types';
+import { QUOTA_TYPE_NAMES, quotaTypes, recoverLocalQuota } from '../quota';
 
 export interface FsVolume extends RwVolumeLike {
   close(): Promise<void>;
@@ -32,10 +33,29 @@ export async function openFsVolume(devPath: string, opts: OpenFsOptions = {}): P
   if (!opts.stopgap) {
     const rw = await openReadWrite(devPath, { cacheBytes: opts.cacheBytes, slot: opts.slot, node: opts.node, journal: opts.journal, warn: opts.warn });
     const { vol, alloc } = rw;
+    const extentTree = (ino: number) => ExtentTree.forInode(vol, alloc, ino);
+    const io = { vol, alloc, extentTree };
+    try {
+      // ocfs2_finish_quota_recovery for every slot whose journal was replayed (a dead node's
+      // unsynced local changes into the global files), then our local files in use (OLQF_CLEAN off).
+      for (const type of quotaTypes(vol)) {
+        for (const s of rw.orphanSlots.filter((x) => x !== rw.slot)) {
+          const n = await rw.tm.run((tx) => recoverLocalQuota(tx, io, type, s, true));
+          if (n) opts.warn?.(`slot ${s}: ${n} local ${QUOTA_TYPE_NAMES[type]} quota entries merged into the global file`);
+        }
+        await rw.tm.run((tx) => recoverLocalQuota(tx, io, type, rw.slot, false));
+      }
+    } catch (e) {
+      await rw.close().catch(() => undefined);
+      throw e;
+    }
     return {
-      vol, slot: rw.slot, tm: rw.tm, alloc, rw,
-      extentTree: (ino) => ExtentTree.forInode(vol, alloc, ino),
-      close: () => rw.close(),
+      vol, slot: rw.slot, tm: rw.tm, alloc, rw, extentTree,
+      async close() {
+        // ocfs2_local_free_info: a clean unmount leaves the local files clean.
+        for (const type of quotaTypes(vol)) await rw.tm.run((tx) => recoverLocalQuota(tx, io, type, rw.slot, true));
+        await rw.close();
+      },
     };
   }
   const vol = await Volume.open(devPath, { readOnly: false, cacheBytes: opts.cacheBytes, warn: opts.warn });

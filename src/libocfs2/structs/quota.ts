@@ -76,3 +76,56 @@ export const LocalDiskDqblk = defineStruct('ocfs2_local_disk_dqblk', 24, 'le', [
 export function quotaCheckOffset(blocksize: number): number {
   return blocksize - OCFS2_QBLK_RESERVED_SPACE;
 }
+
+/** The ocfs2 quota format versions (OCFS2_GLOBAL_QVERSIONS, OCFS2_LOCAL_QVERSIONS): 0 for both types. */
+export const OCFS2_QUOTA_VERSION = 0;
+/** Default grace periods (OCFS2_DEF_BLOCK_GRACE / OCFS2_DEF_INODE_GRACE: 7 days, in seconds). */
+export const OCFS2_DEF_GRACE = 604800;
+
+/**
+ * Geometry of the quota tree of a global file (quota_tree.c, ocfs2-tools
+ * ocfs2_qtree_depth): a block of `usable` bytes holds `epb` 32-bit references;
+ * the depth is the number of levels needed to index 2^32 ids.
+ */
+export interface QtreeGeometry { usable: number; epb: number; depth: number; entriesPerLeaf: number }
+
+export function qtreeGeometry(blocksize: number): QtreeGeometry {
+  const usable = blocksize - OCFS2_QBLK_RESERVED_SPACE;
+  const epb = usable >>> 2;
+  let entries = epb;
+  let depth = 1;
+  for (; entries < 2 ** 32; depth++) entries *= epb;
+  // qtree_dqstr_in_blk: entries after the leaf header.
+  const entriesPerLeaf = Math.floor((usable - DiskDqdbHeader.size) / GlobalDiskDqblk.size);
+  return { usable, epb, depth, entriesPerLeaf };
+}
+
+/** get_index (quota_tree.c): the reference slot of `id` in a tree block at `depth`. */
+export function qtreeIndex(g: QtreeGeometry, id: number, depth: number): number {
+  let n = id >>> 0;
+  for (let d = g.depth - depth - 1; d > 0; d--) n = Math.floor(n / g.epb);
+  return n % g.epb;
+}
+
+/**
+ * Geometry of a local quota file (quota_local.c ol_*): block 0 is the info
+ * block; chunk c is a header block (dqc_free + bitmap) at
+ * 1 + c * (chunkBlocks + 1) followed by chunkBlocks blocks of local dquots.
+ */
+export interface LocalQuotaGeometry { entriesPerBlock: number; chunkBlocks: number; chunkEntries: number }
+
+export function localQuotaGeometry(blocksize: number): LocalQuotaGeometry {
+  const entriesPerBlock = Math.floor((blocksize - OCFS2_QBLK_RESERVED_SPACE) / LocalDiskDqblk.size);
+  const chunkBlocks = Math.floor(((blocksize - LocalDiskChunk.size - OCFS2_QBLK_RESERVED_SPACE) * 8) / entriesPerBlock);
+  return { entriesPerBlock, chunkBlocks, chunkEntries: chunkBlocks * entriesPerBlock };
+}
+
+/** ol_quota_chunk_block: file block of chunk c's header. */
+export function localChunkBlock(g: LocalQuotaGeometry, c: number): number {
+  return 1 + (g.chunkBlocks + 1) * c;
+}
+
+/** ol_dqblk_block / ol_dqblk_block_off: file block and byte offset of entry `off` of chunk c. */
+export function localDqblkLocation(g: LocalQuotaGeometry, c: number, off: number): { block: number; offset: number } {
+  return { block: localChunkBlock(g, c) + 1 + Math.floor(off / g.entriesPerBlock), offset: (off % g.entriesPerBlock) * LocalDiskDqblk.size };
+}
