@@ -4,7 +4,7 @@
  * Like other FUSE filesystems it returns once the mount is ready and keeps
  * serving in the background; `-f` keeps it in the foreground.  The daemon
  * unmounts cleanly on SIGINT/SIGTERM and exits when unmounted from outside
- * (`fusermount -u`).
+ * (`fusermount3 -u`).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { Volume } from '../libocfs2/volume';
 import { Ocfs2Error } from '../libocfs2/errors';
 import { DEFAULT_CACHE_BYTES } from '../libocfs2/io';
-import { FuseMount, displayPath } from '../fuse/binding';
+import { FuseMount } from '../fuse/binding';
 import { Ocfs2FuseOps } from '../fuse/ops';
 import { Ocfs2RwFuseOps } from '../fuse/rwops';
 import { Ocfs2Fs, openFsVolume } from '../libocfs2/fs';
@@ -30,6 +30,9 @@ export interface MountCliOptions {
 export function splitOptions(list: string[] | undefined): string[] {
   return (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
 }
+
+/** Seconds the kernel may cache attributes and names (invalidated explicitly when they change behind it). */
+const CACHE_TIMEOUT_S = 60;
 
 /** Options we interpret ourselves; everything else goes to libfuse. */
 const OWN_OPTIONS = new Set(['ro', 'rw']);
@@ -120,19 +123,22 @@ async function serve(
   }
   const fuse = new FuseMount();
   const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!));
-  const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
+  const base = ['default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
   if (process.getuid?.() === 0) base.push('allow_other');
-  // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.
-  if (readOnly) base.push('kernel_cache');
   const log = (m: string) => ops.log(m);
   await fuse.mount(mountpoint, ops, {
     readOnly,
     debug: o.debug ?? false,
+    // One node changes this volume, through this mount: the kernel's caches stay valid, and what
+    // changes behind its back is invalidated through FuseMount (attr_timeout=... still overrides).
+    attrTimeout: CACHE_TIMEOUT_S,
+    entryTimeout: CACHE_TIMEOUT_S,
+    negativeTimeout: CACHE_TIMEOUT_S,
     options: [...base, ...libfuseOpts.filter((x) => !base.includes(x))],
-    onOpError: (op, p, err) => {
+    onOpError: (op, ino, err) => {
       // Corruption is reported once per block/check; ordinary errno results (ENOENT...) are not logged.
-      if (err instanceof Ocfs2Error && err.name !== 'PosixError') log(`${op} ${displayPath(p)}: ${err.message}`);
-      else if (!(err instanceof Ocfs2Error)) log(`${op} ${displayPath(p)}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      if (err instanceof Ocfs2Error && err.name !== 'PosixError') log(`${op} inode ${ino}: ${err.message}`);
+      else if (!(err instanceof Ocfs2Error)) log(`${op} inode ${ino}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     },
   });
   notify(`ocfs2-fuse: mounted ${device} on ${mountpoint} (${readOnly ? 'read-only' : 'read-write'}, ${vol.blockSize}-byte blocks, ${vol.clusterSize}-byte clusters)`);

@@ -1138,9 +1138,11 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info)
 	napi_get_value_bool(env, argv[2], &plus);
 	uint32_t count = 0;
 	napi_get_array_length(env, argv[3], &count);
-	size_t nn;
-	double *v = f64_of(env, argv[4], &nn);
-	if (!v)
+	size_t nn = 0;
+	bool empty = count == 0;
+	/* An empty Float64Array may have no data pointer: nothing to read then. */
+	double *v = empty ? NULL : f64_of(env, argv[4], &nn);
+	if (!v && !empty)
 		return NULL;
 	char *out = malloc(size ? size : 1);
 	if (!out)
@@ -1166,6 +1168,12 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info)
 		if (plus) {
 			struct fuse_entry_param ep;
 			fill_entry(&ep, e + 6, e[0], e[3], e[4], e[5]);
+			if (e[3] < 0) {
+				/* No entry ("." and ".."): node id 0, the kernel takes no reference. */
+				ep.ino = 0;
+				ep.generation = 0;
+				ep.attr.st_ino = (ino_t)e[0];
+			}
 			need = fuse_add_direntry_plus(req, out + used, size - used, zname, &ep, (off_t)e[2]);
 		} else {
 			struct stat st;

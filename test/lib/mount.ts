@@ -45,7 +45,7 @@ export function mountRo(image: string, extra: string[] = []): Mounted {
 }
 
 export function unmount(mountpoint: string): void {
-  spawnSync('timeout', ['20', 'fusermount', '-u', '-z', mountpoint], { stdio: 'ignore' });
+  spawnSync('timeout', ['20', 'fusermount3', '-u', '-z', mountpoint], { stdio: 'ignore' });
 }
 
 /** Run a shell command (always under timeout) and return stdout. */
