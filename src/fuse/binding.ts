@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { errnoOf } from '../libocfs2/errors';
+import { loadAddon } from '../native/addon';
 
 /** FUSE_ROOT_ID: the kernel's node id for the mount's root. */
 export const FUSE_ROOT_ID = 1;
@@ -271,9 +272,8 @@ interface Addon {
 }
 
 let addon: Addon | undefined;
-function loadAddon(): Addon {
-  // Built by tools/build-native.sh (make build) into src/native/build/Release.
-  addon ??= require(path.join(__dirname, '..', '..', '..', 'src', 'native', 'build', 'Release', 'fuse3ll.node')) as Addon;
+function fuse3ll(): Addon {
+  addon ??= loadAddon<Addon>('fuse3ll');
   return addon;
 }
 
@@ -423,7 +423,7 @@ export class FuseMount extends EventEmitter {
     const args = ['ocfs2-fuse'];
     if (passed.length) args.push('-o', passed.join(','));
     if (opts.debug) args.push('-d');
-    const a = loadAddon();
+    const a = fuse3ll();
     this.ops = ops;
     this.opts = opts;
     this.mountpoint = path.resolve(mountpoint);
@@ -459,7 +459,7 @@ export class FuseMount extends EventEmitter {
       this.unmountRequested = true;
       void forceUnmount(this.mountpoint).catch(() => {
         // Not mounted any more (or fusermount3 failed): stop the loop at its next request.
-        if (this.session) loadAddon().exit(this.session);
+        if (this.session) fuse3ll().exit(this.session);
       });
     }
     return this.waitUnmounted();
@@ -472,7 +472,7 @@ export class FuseMount extends EventEmitter {
 
   /** Stop the session loop (fuse_session_exit); it returns at the next request. */
   exit(): void {
-    if (this.session && this.isMounted) loadAddon().exit(this.session);
+    if (this.session && this.isMounted) fuse3ll().exit(this.session);
   }
 
   /**
@@ -498,7 +498,7 @@ export class FuseMount extends EventEmitter {
     const s = this.session;
     if (!s || this.state !== 'mounted') return Promise.resolve(-107); // ENOTCONN
     // One after another: each after the replies and notifications before it.
-    const p = this.notifyChain.then(() => loadAddon().notify(s, kind, ino, parent, off, len, name));
+    const p = this.notifyChain.then(() => fuse3ll().notify(s, kind, ino, parent, off, len, name));
     this.notifyChain = p.catch(() => undefined);
     return p;
   }
@@ -816,9 +816,9 @@ export class FuseMount extends EventEmitter {
       }
       try { await this.ops.destroy?.(); } catch (err) { this.fail('destroy', FUSE_ROOT_ID, err); }
       const s = this.session;
-      if (s && this.outstanding === 0) loadAddon().close(s);
+      if (s && this.outstanding === 0) fuse3ll().close(s);
       // A request still unanswered keeps the session's memory (a reply needs it), not the process.
-      else if (s) loadAddon().ref(s, false);
+      else if (s) fuse3ll().ref(s, false);
       this.state = 'unmounted';
       activeMounts.delete(this);
       uninstallSignalHandlersIfIdle();
