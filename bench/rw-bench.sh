@@ -34,7 +34,7 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.3f}')"; }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-# fsync of a directory: commits our journal / flushes fuse2fs (syncfs does not reach a libfuse 2 daemon).
+# fsync of a directory: commits our journal / flushes fuse2fs (syncfs does not reach a FUSE daemon).
 fsyncdir() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$1"; }
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 

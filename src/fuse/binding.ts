@@ -417,7 +417,7 @@ export class FuseMount extends EventEmitter {
       else if (k === 'entry_timeout') this.entryTimeout = n;
       else if (k === 'negative_timeout') this.negativeTimeout = n;
       else if (k === 'max_write') maxWrite = Math.min(MAX_WRITE, n);
-      // use_ino, kernel_cache, big_writes...: what libfuse 2's high-level API needed, the default here.
+      // use_ino, kernel_cache, big_writes...: libfuse 2 options; inode numbers, keep_cache and big writes are the default here.
     }
     if (opts.readOnly) passed.unshift('ro');
     const args = ['ocfs2-fuse'];
