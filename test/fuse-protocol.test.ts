@@ -250,3 +250,41 @@ print(' '.join(res))
   t.equal(await d.unmount(), 0, 'clean unmount');
   t.ok(fsckOcfs2(img).clean, 'fsck clean');
 });
+
+t.test('raw-byte names, symlink targets and xattrs; nanosecond times', async (t) => {
+  const img = path.join(work, 'raw.img');
+  mkfsOcfs2(img, 256);
+  const mnt = tmpDir('proto-mnt');
+  const d = await startRwDaemon(img, mnt);
+  t.teardown(() => d.kill());
+  const code = `
+import os, sys
+m = os.fsencode(sys.argv[1])
+name = b'raw\\xff\\x80byte'
+p = m + b'/' + name
+with open(p, 'wb') as f: f.write(b'data')
+os.symlink(b'../t\\xff\\x80/' + 'café'.encode(), m + b'/link\\xfe')
+os.setxattr(p, b'user.\\xff\\x80', b'\\x00\\x01\\xfe')
+os.setxattr(p, 'user.日本語'.encode(), b'x')
+os.rename(p, p + b'2')
+os.utime(p + b'2', ns=(1000000001000000007, 1234567890123456789))
+st = os.stat(p + b'2')
+print(sorted(n.hex() for n in os.listdir(m) if n != b'lost+found'))
+print(os.readlink(m + b'/link\\xfe').hex())
+print(sorted(os.fsencode(n).hex() for n in os.listxattr(p + b"2")))
+print(os.getxattr(p + b'2', b'user.\\xff\\x80').hex())
+print(st.st_atime_ns, st.st_mtime_ns)
+`;
+  const r = py(code, mnt);
+  t.equal(r.status, 0, r.err);
+  const hex = (b: Buffer | string) => Buffer.from(b as string, typeof b === 'string' ? 'latin1' : undefined).toString('hex');
+  const [names, target, xnames, xval, times] = r.out.split('\n');
+  const expNames = [hex(Buffer.from('raw\xff\x80byte2', 'latin1')), hex(Buffer.from('link\xfe', 'latin1'))].sort();
+  t.equal(names, `[${expNames.map((n) => `'${n}'`).join(', ')}]`, 'names of raw bytes round-trip (create, rename, readdir)');
+  t.equal(target, Buffer.concat([Buffer.from('../t\xff\x80/', 'latin1'), Buffer.from('café')]).toString('hex'), 'symlink target bytes');
+  t.equal(xnames, `[${[Buffer.from('user.\xff\x80', 'latin1').toString('hex'), Buffer.from('user.日本語').toString('hex')].sort().map((n) => `'${n}'`).join(', ')}]`, 'xattr names of raw bytes');
+  t.equal(xval, '0001fe', 'xattr value bytes');
+  t.equal(times, '1000000001000000007 1234567890123456789', 'atime and mtime to the nanosecond');
+  t.equal(await d.unmount(), 0, 'clean unmount');
+  t.ok(fsckOcfs2(img).clean, 'fsck clean');
+});
