@@ -81,6 +81,8 @@ export interface Opened {
   directIo?: boolean;
   /** Directory contents may be cached by the kernel (FOPEN_CACHE_DIR). */
   cacheReaddir?: boolean;
+  /** No FLUSH at close (FOPEN_NOFLUSH): for a filesystem whose flush has nothing to do. */
+  noFlush?: boolean;
 }
 
 /** One directory entry; `next` is the offset cookie of the entry after it. */
@@ -232,6 +234,7 @@ const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(OP).m
 const OPEN_DIRECT_IO = 1;
 const OPEN_KEEP_CACHE = 2;
 const OPEN_CACHE_READDIR = 4;
+const OPEN_NOFLUSH = 16;
 
 const ATTR_N = 15;
 const DIR_STRIDE = 6 + ATTR_N;
@@ -311,7 +314,7 @@ function attrArray(s: Stat): Float64Array {
 }
 
 function openFlags(o: Opened): number {
-  return (o.directIo ? OPEN_DIRECT_IO : 0) | (o.keepCache ? OPEN_KEEP_CACHE : 0) | (o.cacheReaddir ? OPEN_CACHE_READDIR : 0);
+  return (o.directIo ? OPEN_DIRECT_IO : 0) | (o.keepCache ? OPEN_KEEP_CACHE : 0) | (o.cacheReaddir ? OPEN_CACHE_READDIR : 0) | (o.noFlush ? OPEN_NOFLUSH : 0);
 }
 
 /**

@@ -169,7 +169,7 @@ export class Ocfs2FuseOps implements Operations {
     const fh = this.allocFh();
     this.files.set(fh, f.inode.blkno);
     // Nothing changes under a read-only mount: the page cache stays valid across opens.
-    return { fh, keepCache: true };
+    return { fh, keepCache: true, noFlush: true };
   }
 
   async release(_ino: number, fh: number): Promise<void> {

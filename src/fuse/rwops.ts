@@ -22,7 +22,7 @@
  */
 import { PosixError } from '../libocfs2/errors';
 import type { Ocfs2Fs, SetAttr } from '../libocfs2/fs';
-import { S_IFDIR, S_IFMT } from '../libocfs2/constants';
+import { OCFS2_ORPHANED_FL, S_IFDIR, S_IFMT } from '../libocfs2/constants';
 import { Ocfs2FuseOps, type Ocfs2OpsOptions } from './ops';
 import type { InodeBlock } from '../libocfs2/volume';
 import type { Entry, Opened, RequestContext, SetattrIn, Stat, StatFs } from './binding';
@@ -66,13 +66,13 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
     const f = await this.inodeOf(ino);
     if ((f.inode.mode & S_IFMT) === S_IFDIR) throw new PosixError('EISDIR');
     void O_TRUNC; // without FUSE_CAP_ATOMIC_O_TRUNC the kernel truncates with a SETATTR first
-    return { fh: this.openHandle(f.inode.blkno), keepCache: true };
+    return { fh: this.openHandle(f.inode.blkno), keepCache: true, noFlush: true };
   }
 
   async create(parent: number, name: Buffer, mode: number, _flags: number, ctx: RequestContext): Promise<Entry & Opened> {
     const blk = await this.fs.mknod(this.blk(parent), name, mode, 0, { uid: ctx.uid, gid: ctx.gid });
     const e = await this.entry(blk);
-    return { ...e, fh: this.openHandle(blk), keepCache: true };
+    return { ...e, fh: this.openHandle(blk), keepCache: true, noFlush: true };
   }
 
   override async release(_ino: number, fh: number): Promise<void> {
@@ -82,7 +82,9 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
     const n = (this.openCount.get(blk) ?? 1) - 1;
     if (n > 0) { this.openCount.set(blk, n); return; }
     this.openCount.delete(blk);
-    await this.fs.releaseOrphan(blk);
+    // Only an orphan (unlinked while open) has work at its last close: no transaction otherwise.
+    const f = await this.vol.readInode(blk);
+    if (f.inode.flags & OCFS2_ORPHANED_FL) await this.fs.releaseOrphan(blk);
   }
 
   override async read(ino: number, _fh: number, size: number, off: number): Promise<Buffer> {

@@ -61,6 +61,7 @@ enum {
 #define OPEN_KEEP_CACHE 2
 #define OPEN_CACHE_READDIR 4
 #define OPEN_NONSEEKABLE 8
+#define OPEN_NOFLUSH 16
 
 struct session {
 	struct fuse_session *se;
@@ -962,6 +963,7 @@ static void fill_open(struct fuse_file_info *fi, double fh, int flags)
 	fi->keep_cache = !!(flags & OPEN_KEEP_CACHE);
 	fi->cache_readdir = !!(flags & OPEN_CACHE_READDIR);
 	fi->nonseekable = !!(flags & OPEN_NONSEEKABLE);
+	fi->noflush = !!(flags & OPEN_NOFLUSH);
 }
 
 /* replyCreate(req, attr, ino, generation, attrTimeout, entryTimeout, fh, openFlags) */
