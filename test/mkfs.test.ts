@@ -270,7 +270,8 @@ t.test('refuses a volume with live heartbeat, and a mounted one', async (t) => {
     fs.closeSync(fd);
   }
   // A stale (not changing) heartbeat block is not live: formatting goes ahead.
-  const r = await formatVolume(img, { slots: 2, quiet: true }, { heartbeatIntervalMs: 300 });
+  // (over the existing volume: as -F or a "y" would allow)
+  const r = await formatVolume(img, { slots: 2, quiet: true }, { heartbeatIntervalMs: 300, confirmOverwrite: async () => true });
   t.equal(r.geometry.slots, 2);
   t.ok(fsckClean(img).ok);
 

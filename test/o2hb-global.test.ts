@@ -24,6 +24,7 @@ function memIo(disks: Map<string, Buffer>): DirectIo {
     sectorSize() { return 512; },
     async pread(fd, buf, off) { await new Promise((r) => setImmediate(r)); fds.get(fd)!.copy(buf, 0, off, off + buf.length); return buf.length; },
     async pwrite(fd, buf, off) { await new Promise((r) => setImmediate(r)); buf.copy(fds.get(fd)!, off); return buf.length; },
+    flock() { return true; },
   };
 }
 

@@ -13,12 +13,11 @@ import {
 } from '../cluster/stack';
 import { NodeManager, type O2cbTimeouts } from '../cluster/nodemanager';
 import { locateHeartbeatArea } from '../cluster/heartbeat/locate';
-import { loadDirectIo } from '../native/directio';
-import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from '../libocfs2/structs/heartbeat';
+import { liveHeartbeatNodes } from '../libocfs2/rwmount';
 
-const DEFAULT_CLUSTER_CONF = '/etc/ocfs2/cluster.conf';
+export const DEFAULT_CLUSTER_CONF = '/etc/ocfs2/cluster.conf';
 
-interface CommonOpts {
+export interface CommonOpts {
   clusterConf: string;
   node?: string;
   o2cbConfig?: string;
@@ -51,7 +50,7 @@ function int(v: string): number {
 
 function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
 
-function addCommon(c: Command): Command {
+export function addCommon(c: Command): Command {
   return c
     .option('--cluster-conf <file>', 'cluster configuration', DEFAULT_CLUSTER_CONF)
     .option('--node <name>', 'local node name (default: the host name)')
@@ -76,7 +75,7 @@ function timeoutOverrides(o: CommonOpts): Partial<O2cbTimeouts> {
   return t;
 }
 
-function stackOptions(o: NodeOpts): StackOptions {
+export function stackOptions(o: CommonOpts & Partial<NodeOpts>): StackOptions {
   return {
     clusterConf: o.clusterConf,
     node: o.node,
@@ -165,39 +164,6 @@ export function formatStatus(s: StackStatus, nm: NodeManager | null): string {
   return `${L.join('\n')}\n`;
 }
 
-/**
- * A one-shot look at a volume's heartbeat area without joining: read every
- * slot twice, one heartbeat period apart (O_DIRECT: another host's writes
- * never reach our page cache), and report the slots with a valid checksum, a
- * non-zero generation and a sequence that moved.
- */
-export async function readHeartbeatingNodes(device: string, intervalMs: number): Promise<number[]> {
-  const area = locateHeartbeatArea(device);
-  const io = loadDirectIo();
-  const fd = io.open(device, false);
-  try {
-    const bytes = area.blocks * area.blockBytes;
-    const len = Math.ceil(bytes / 512) * 512;
-    const off = area.startBlock * area.blockBytes;
-    const read = async (): Promise<Buffer> => { const b = Buffer.alloc(len); await io.pread(fd, b, off); return b; };
-    const a = await read();
-    await new Promise((r) => setTimeout(r, intervalMs));
-    const b = await read();
-    const out: number[] = [];
-    for (let n = 0; n < area.blocks; n++) {
-      const sa = a.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
-      const sb = b.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
-      if (!verifyO2hbBlock(sb, area.blockBytes)) continue;
-      const db = O2hbDiskHeartbeatBlock.decode(sb);
-      if (db.hb_generation === 0n) continue;
-      const moved = !verifyO2hbBlock(sa, area.blockBytes) || O2hbDiskHeartbeatBlock.decode(sa).hb_seq !== db.hb_seq;
-      if (moved) out.push(n);
-    }
-    return out;
-  } finally {
-    io.close(fd);
-  }
-}
 
 /** Offline: the configuration, and a one-shot read of each device's heartbeat area. */
 async function offlineStatus(nm: NodeManager, devices: string[]): Promise<string> {
@@ -216,7 +182,7 @@ async function offlineStatus(nm: NodeManager, devices: string[]): Promise<string
   L.push(`Nodes: ${nm.cluster.nodes.map((n) => `${n.num} (${n.name} ${n.ipv4Address}:${n.ipv4Port})`).join(', ')}`);
   for (const d of devices) {
     try {
-      const live = await readHeartbeatingNodes(d, nm.timeouts.heartbeatIntervalMs);
+      const live = await liveHeartbeatNodes(d, nm.timeouts.heartbeatIntervalMs);
       L.push(`  ${d}: heartbeating on disk: ${names(nm, live)}`);
     } catch (e) {
       L.push(`  ${d}: cannot read the heartbeat area: ${(e as Error).message}`);

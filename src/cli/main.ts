@@ -23,6 +23,8 @@ export function buildProgram(): Command {
     .description('OCFS2 shared-disk cluster filesystem in user space (FUSE)')
     .version(require('../../../package.json').version as string)
     .showHelpAfterError()
+    // The mount's options (--node, --cluster-conf ...) are the cluster commands' too: each command parses its own.
+    .enablePositionalOptions()
     .exitOverride();
   registerMountCommand(program);
   registerCheckCommand(program);

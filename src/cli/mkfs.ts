@@ -2,7 +2,10 @@
  * `ocfs2-fuse mkfs [options] DEVICE [BLOCKS]`: the options of mkfs.ocfs2
  * 1.8.7, calling formatVolume.  Progress goes to stderr on a terminal only.
  */
+import * as fs from 'node:fs';
+import * as readline from 'node:readline';
 import { Command, Option } from 'commander';
+import { VolumeClaim } from '../libocfs2/claim';
 import { formatVolume, MkfsError, type FormatResult } from '../libocfs2/mkfs/format';
 import { parseJournalOptions, parseSize, type FeatureLevel, type FsType, type MkfsOptions } from '../libocfs2/mkfs/options';
 
@@ -94,7 +97,7 @@ export function addMkfsOptions(cmd: Command): Command {
     .option('--no-backup-super', 'do not write backup superblocks')
     .option('-n, --dry-run', 'show what would be done, write nothing')
     .option('-q, --quiet', 'no output')
-    .option('-F, --force', 'format even if mounted elsewhere or heartbeat is live')
+    .option('-F, --force', 'format without asking, even over an existing filesystem, or with live heartbeat of other nodes')
     .addOption(new Option('-v, --verbose', 'accepted for compatibility').hideHelp())
     .addOption(new Option('-x', 'accepted for compatibility (no prompt)').hideHelp());
 }
@@ -111,9 +114,34 @@ function progressPrinter(): ((phase: string, done: number, total: number) => voi
 export async function runMkfs(device: string, blocks: string | undefined, o: MkfsCliOptions, progname = 'mkfs'): Promise<FormatResult> {
   const opts = toMkfsOptions(o, blocks);
   const out = (l: string): void => { process.stdout.write(`${l}\n`); };
-  const r = await formatVolume(device, opts, { log: out, progress: opts.quiet ? undefined : progressPrinter() });
-  if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful`);
-  return r;
+  // One writer at a time (claim.ts): never format a volume mounted or being checked here, -F or not.
+  // (A missing path or a directory is left to formatVolume, which says so in mkfs.ocfs2's words.)
+  const st = fs.statSync(device, { throwIfNoEntry: false });
+  const claim = opts.dryRun || !(st?.isFile() || st?.isBlockDevice()) ? undefined : VolumeClaim.acquire(device, { mode: 'write', tool: 'mkfs' });
+  try {
+    const r = await formatVolume(device, opts, { log: out, progress: opts.quiet ? undefined : progressPrinter(), confirmOverwrite });
+    if (!opts.quiet) out(r.dryRun ? 'Dry run: nothing written.' : `${progname} successful`);
+    return r;
+  } finally {
+    claim?.release();
+  }
+}
+
+/** mkfs.ocfs2's question before overwriting a filesystem; only a terminal can answer it. */
+async function confirmOverwrite(type: string): Promise<boolean> {
+  process.stdout.write(`Overwriting existing ${type} partition.\n`);
+  if (!process.stdin.isTTY) return false;
+  process.stdout.write('Proceed (y/N): ');
+  const rl = readline.createInterface({ input: process.stdin });
+  try {
+    const answer = await new Promise<string>((resolve) => {
+      rl.once('line', resolve);
+      rl.once('close', () => resolve(''));
+    });
+    return /^y/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
 }
 
 export function registerMkfsCommand(program: Command): void {

@@ -372,8 +372,13 @@ function uninstallSignalHandlersIfIdle(): void {
 
 export interface UnmountedEvent { external: boolean }
 
-/** Options this module interprets itself; libfuse 3's low-level session rejects them. */
-const OWN = /^(attr_timeout|entry_timeout|negative_timeout|max_write)=|^(use_ino|kernel_cache|big_writes|auto_cache|readdir_ino)$/;
+/**
+ * Options this module interprets itself (libfuse 3's low-level session rejects them):
+ * cache timeouts in seconds, max_write, and libfuse 2's use_ino, kernel_cache,
+ * big_writes, auto_cache, readdir_ino, which are what this front end does anyway.
+ */
+export const FUSE_OWN_OPTIONS = ['attr_timeout', 'entry_timeout', 'negative_timeout', 'max_write', 'use_ino', 'kernel_cache', 'big_writes', 'auto_cache', 'readdir_ino'];
+const OWN = new Set(FUSE_OWN_OPTIONS);
 
 /**
  * One FUSE mount.  Events: 'unmounted' (UnmountedEvent) once the session has
@@ -414,7 +419,7 @@ export class FuseMount extends EventEmitter {
     const passed: string[] = [];
     for (const o of user) {
       const [k, v] = o.split('=', 2) as [string, string | undefined];
-      if (!OWN.test(o)) { passed.push(o); continue; }
+      if (!OWN.has(k)) { passed.push(o); continue; }
       const n = Number(v);
       if (k === 'attr_timeout') this.attrTimeout = n;
       else if (k === 'entry_timeout') this.entryTimeout = n;

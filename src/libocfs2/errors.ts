@@ -40,6 +40,16 @@ export class PosixError extends Ocfs2Error {
   }
 }
 
+/**
+ * A volume held by another opener on this host (src/libocfs2/claim.ts) or by
+ * another node (live heartbeat): `holders` says who, when known.
+ */
+export class VolumeBusyError extends Ocfs2Error {
+  constructor(message: string, readonly holders: readonly { pid: number; tool: string; mode: 'write' | 'read'; device: string; mountpoint?: string }[] = []) {
+    super(message, E.EBUSY);
+  }
+}
+
 /** Map any thrown value to a positive errno. */
 export function errnoOf(err: unknown): number {
   if (err instanceof Ocfs2Error) return err.errno;

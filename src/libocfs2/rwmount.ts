@@ -22,7 +22,6 @@
  * the Allocators, journal committed + checkpointed + marked empty, dirty
  * flag cleared, slot released.
  */
-import * as fsp from 'node:fs/promises';
 import { Volume } from './volume';
 import { Ocfs2Error, Ocfs2UnsupportedError, PosixError } from './errors';
 import {
@@ -38,6 +37,7 @@ import { inodeExtentList } from './structs/dinode';
 import { allLeafExtents } from './extentmap';
 import { O2hbDiskHeartbeatBlock, verifyO2hbBlock } from './structs/heartbeat';
 import { locateHeartbeatArea } from '../cluster/heartbeat/locate';
+import { loadDirectIo } from '../native/directio';
 
 export interface RwVolume {
   vol: Volume;
@@ -69,32 +69,38 @@ export interface OpenReadWriteOptions {
   journalOptions?: JournalManagerOptions;
 }
 
-/** Read the o2hb area twice and return the node numbers whose blocks changed (live nodes). */
+/**
+ * A one-shot look at a volume's heartbeat area without joining: read every
+ * slot twice, `waitMs` apart (O_DIRECT: another host's writes, or another
+ * loop device's, never reach our page cache), and return the slots with a
+ * valid checksum, a non-zero generation (generation 0 is the block a node
+ * writes when it stops cleanly) and a sequence that moved.
+ */
 export async function liveHeartbeatNodes(devPath: string, waitMs: number): Promise<number[]> {
   const area = locateHeartbeatArea(devPath);
-  const fh = await fsp.open(devPath, 'r');
+  const io = loadDirectIo();
+  const fd = io.open(devPath, false);
   try {
-    const read = async (): Promise<Buffer> => {
-      const len = area.blocks * area.blockBytes;
-      const buf = Buffer.alloc(len);
-      await fh.read(buf, 0, len, area.startBlock * area.blockBytes);
-      return buf;
-    };
+    const bytes = area.blocks * area.blockBytes;
+    const len = Math.ceil(bytes / 512) * 512;
+    const off = area.startBlock * area.blockBytes;
+    const read = async (): Promise<Buffer> => { const b = Buffer.alloc(len); await io.pread(fd, b, off); return b; };
     const a = await read();
     await new Promise((r) => setTimeout(r, waitMs));
     const b = await read();
-    const live: number[] = [];
+    const out: number[] = [];
     for (let n = 0; n < area.blocks; n++) {
-      const x = b.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
-      const y = a.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
-      if (x.equals(y) || !verifyO2hbBlock(x)) continue;
-      const hb = O2hbDiskHeartbeatBlock.decode(x, 0);
-      // Generation 0 is the block a node writes when it stops cleanly.
-      if (hb.hb_generation !== 0n) live.push(n);
+      const sa = a.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
+      const sb = b.subarray(n * area.blockBytes, (n + 1) * area.blockBytes);
+      if (!verifyO2hbBlock(sb, area.blockBytes)) continue;
+      const db = O2hbDiskHeartbeatBlock.decode(sb);
+      if (db.hb_generation === 0n) continue;
+      const moved = !verifyO2hbBlock(sa, area.blockBytes) || O2hbDiskHeartbeatBlock.decode(sa).hb_seq !== db.hb_seq;
+      if (moved) out.push(n);
     }
-    return live;
+    return out;
   } finally {
-    await fh.close();
+    io.close(fd);
   }
 }
 
@@ -160,7 +166,10 @@ export async function openReadWrite(devPath: string, opts: OpenReadWriteOptions 
   void OCFS2_FEATURE_INCOMPAT_LOCAL_MOUNT;
   const node = local ? 0 : (opts.node ?? 0);
   if (!local) {
-    const live = await liveHeartbeatNodes(devPath, opts.heartbeatWaitMs ?? 2200);
+    // Our own node may heartbeat already (this mount's stack, or the node's running one).  Until the
+    // DLM lands, any other live node refuses the mount: then no slot of a live node is taken and no
+    // journal of a live node is replayed below.
+    const live = (await liveHeartbeatNodes(devPath, opts.heartbeatWaitMs ?? 2200)).filter((n) => n !== node);
     if (live.length > 0) {
       throw new PosixError('EBUSY', `node(s) ${live.join(', ')} are heartbeating on this volume: it is mounted elsewhere`);
     }

@@ -17,6 +17,8 @@
  *   sectorSize(fd) -> number   (BLKSSZGET for block devices, else 512)
  *   pread(fd, buf: Buffer, offset: number) -> Promise<number>
  *   pwrite(fd, buf: Buffer, offset: number) -> Promise<number>
+ *   flock(fd, exclusive: boolean) -> boolean   (LOCK_NB: false when another
+ *       open file description holds a conflicting lock; Node has no flock(2))
  * Errors carry .code = "EIO" etc. and .errno (positive).
  */
 #include <node_api.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <linux/fs.h>
@@ -251,6 +254,29 @@ static napi_value do_pwrite(napi_env env, napi_callback_info info)
 	return start_io(env, info, 1);
 }
 
+static napi_value do_flock(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], out;
+	int32_t fd;
+	bool exclusive;
+
+	if (get_args(env, info, 2, argv))
+		return NULL;
+	if (napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+	    napi_get_value_bool(env, argv[1], &exclusive) != napi_ok) {
+		napi_throw_type_error(env, NULL, "directio.flock: (fd, exclusive) expected");
+		return NULL;
+	}
+	if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return throw_errno(env, errno, "flock");
+		napi_get_boolean(env, false, &out);
+		return out;
+	}
+	napi_get_boolean(env, true, &out);
+	return out;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -259,6 +285,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "sectorSize", NULL, do_sector_size, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "pread", NULL, do_pread, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "pwrite", NULL, do_pwrite, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	return exports;

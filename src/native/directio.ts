@@ -18,6 +18,8 @@ export interface DirectIo {
   /** Aligned transfer of buf.length bytes (multiple of 512) at a 512-aligned offset, on a pool thread. */
   pread(fd: number, buf: Buffer, offset: number): Promise<number>;
   pwrite(fd: number, buf: Buffer, offset: number): Promise<number>;
+  /** flock(2) with LOCK_NB, shared or exclusive: false when a conflicting lock is held elsewhere. */
+  flock(fd: number, exclusive: boolean): boolean;
 }
 
 let cached: DirectIo | undefined;

@@ -20,6 +20,8 @@ export interface FsVolume extends RwVolumeLike {
 export interface OpenFsOptions {
   cacheBytes?: number;
   slot?: number;
+  /** Our node number on a cluster-mode volume (rwmount's `node`). */
+  node?: number;
   /** Journal metadata (default true; rwmount only). */
   journal?: boolean;
   stopgap?: boolean;
@@ -28,7 +30,7 @@ export interface OpenFsOptions {
 
 export async function openFsVolume(devPath: string, opts: OpenFsOptions = {}): Promise<FsVolume> {
   if (!opts.stopgap) {
-    const rw = await openReadWrite(devPath, { cacheBytes: opts.cacheBytes, slot: opts.slot, journal: opts.journal, warn: opts.warn });
+    const rw = await openReadWrite(devPath, { cacheBytes: opts.cacheBytes, slot: opts.slot, node: opts.node, journal: opts.journal, warn: opts.warn });
     const { vol, alloc } = rw;
     return {
       vol, slot: rw.slot, tm: rw.tm, alloc, rw,

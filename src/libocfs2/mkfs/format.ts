@@ -9,7 +9,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { featureNames } from '../constants';
+import { spawnSync } from 'node:child_process';
+import {
+  featureNames, hasSignature, OCFS2_BLOCK_SIZES, OCFS2_SUPER_BLOCK_BLKNO, OCFS2_SUPER_BLOCK_SIGNATURE,
+} from '../constants';
 import { decodeO2hbBlocks, locateHeartbeatArea } from './hbprobe';
 import { computeGeometry, MkfsError, parseUuid, type Geometry, type MkfsOptions } from './options';
 import { computeLayout, type Layout } from './layout';
@@ -24,6 +27,12 @@ export interface FormatHooks {
   progress?: (phase: string, done: number, total: number) => void;
   /** Heartbeat liveness interval (default 2000 ms, o2hb's region timeout). */
   heartbeatIntervalMs?: number;
+  /**
+   * The device already holds a filesystem (`type`: "ocfs2", or what blkid
+   * names): may it be overwritten?  Without this hook, and without -F, it
+   * may not (mkfs.ocfs2: "Overwriting existing ocfs2 partition.").
+   */
+  confirmOverwrite?: (type: string) => Promise<boolean>;
   /** Fixed values for reproducible tests. */
   now?: number;
   generation?: number;
@@ -96,6 +105,26 @@ export function mountedAs(devPath: string): string | null {
     if (names.has(source) || names.has(srcReal)) return `${source} on ${where.replace(/\\040/g, ' ')}`;
   }
   return null;
+}
+
+/**
+ * The filesystem already on a device: "ocfs2" when block 2 carries the
+ * superblock signature at any block size (ocfs2_sb_probe's places), else the
+ * TYPE that `blkid -p` finds, else undefined.
+ */
+export function existingFilesystem(devPath: string): string | undefined {
+  const fd = fs.openSync(devPath, 'r');
+  try {
+    for (const bs of OCFS2_BLOCK_SIZES) {
+      const b = Buffer.alloc(bs);
+      if (fs.readSync(fd, b, 0, bs, OCFS2_SUPER_BLOCK_BLKNO * bs) === bs && hasSignature(b, 0, OCFS2_SUPER_BLOCK_SIGNATURE)) return 'ocfs2';
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  const r = spawnSync('blkid', ['-p', '-o', 'value', '-s', 'TYPE', devPath], { encoding: 'utf8', timeout: 30_000 });
+  const type = r.status === 0 ? r.stdout.trim() : '';
+  return type || undefined;
 }
 
 /**
@@ -180,6 +209,10 @@ export async function formatVolume(devPath: string, opts: MkfsOptions, hooks: Fo
     const live = await liveHeartbeatNodes(devPath, hooks.heartbeatIntervalMs ?? 2000, dev.sectorSize);
     if (live.length) {
       throw new MkfsError(`${devPath} has live heartbeat from node(s) ${live.join(', ')}: it is in use by a cluster; refusing to format it (use -F to force)`);
+    }
+    const existing = existingFilesystem(devPath);
+    if (existing && !(await hooks.confirmOverwrite?.(existing))) {
+      throw new MkfsError(`${devPath} holds an existing ${existing} filesystem: not formatted (use -F to overwrite it)`);
     }
   }
 
