@@ -402,6 +402,8 @@ export class FuseMount extends EventEmitter {
   private initDone: ((c: ConnInfo) => void) | undefined;
   /** What INIT negotiated. */
   conn: ConnInfo | undefined;
+  /** The kernel's number for this connection (/sys/fs/fuse/connections/N). */
+  private connection: number | undefined;
 
   get isMounted(): boolean { return this.state === 'mounted' || this.state === 'unmounting'; }
 
@@ -453,6 +455,11 @@ export class FuseMount extends EventEmitter {
       throw err;
     }
     this.state = 'mounted';
+    try {
+      // The kernel's connection number is the minor of the mount's st_dev (fs/fuse/control.c).
+      const dev = fs.statSync(this.mountpoint).dev;
+      this.connection = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    } catch { /* not reachable: no abort fallback */ }
     activeMounts.add(this);
     if (this.handleSignals) installSignalHandlers();
     // INIT comes with the first request; a mount that never gets one still counts as mounted.
@@ -466,8 +473,10 @@ export class FuseMount extends EventEmitter {
     if (!this.unmountRequested) {
       this.unmountRequested = true;
       void forceUnmount(this.mountpoint).catch(() => {
-        // Not mounted any more (or fusermount3 failed): stop the loop at its next request.
+        // Not mounted here any more (detached earlier, still held open elsewhere) or fusermount3
+        // failed: end our connection, so that the session loop returns and nothing stays behind.
         if (this.session) fuse3ll().exit(this.session);
+        this.abort();
       });
     }
     return this.waitUnmounted();
@@ -476,6 +485,16 @@ export class FuseMount extends EventEmitter {
   /** Resolves when the session has ended (by unmount() or from outside). */
   waitUnmounted(): Promise<void> {
     return this.state === 'unmounted' ? Promise.resolve() : new Promise((resolve) => this.once('unmounted', () => resolve()));
+  }
+
+  /**
+   * Abort our kernel connection (/sys/fs/fuse/connections/N/abort): every
+   * pending and future request fails, the session loop returns.  For a mount
+   * that cannot be unmounted any other way (or a fenced node).
+   */
+  abort(): void {
+    if (this.connection === undefined || !this.isMounted) return;
+    try { fs.writeFileSync(`/sys/fs/fuse/connections/${this.connection}/abort`, '1'); } catch { /* already gone */ }
   }
 
   /** Stop the session loop (fuse_session_exit); it returns at the next request. */
