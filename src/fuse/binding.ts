@@ -150,8 +150,11 @@ export interface Operations {
   release?(ino: number, fh: number, flags: number, ctx: RequestContext): R<void>;
   fsync?(ino: number, fh: number, datasync: boolean, ctx: RequestContext): R<void>;
   opendir?(ino: number, flags: number, ctx: RequestContext): R<Opened>;
-  /** Entries after offset cookie `off` (0 = from the start); as many as convenient. */
-  readdir?(ino: number, fh: number, off: number, plus: boolean, ctx: RequestContext): R<DirEntry[]>;
+  /**
+   * Entries after offset cookie `off` (0 = from the start): about what fits in
+   * `size` bytes (those that do not fit are asked for again from their offset).
+   */
+  readdir?(ino: number, fh: number, off: number, plus: boolean, size: number, ctx: RequestContext): R<DirEntry[]>;
   /** The readdirplus entries the kernel took (each one lookup reference). */
   readdirplusAccepted?(entries: DirEntry[]): void;
   releasedir?(ino: number, fh: number, ctx: RequestContext): R<void>;
@@ -691,7 +694,7 @@ export class FuseMount extends EventEmitter {
         if (!ops.readdir) return nosys();
         const plus = op === OP.READDIRPLUS;
         const f = ops.readdir.bind(ops);
-        this.run(op, req, ino, () => f(ino, a1, c, plus, ctx), (list) => this.replyDir(req, b, plus, list));
+        this.run(op, req, ino, () => f(ino, a1, c, plus, b, ctx), (list) => this.replyDir(req, b, plus, list));
         return;
       }
       case OP.RELEASEDIR: {

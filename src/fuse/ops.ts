@@ -40,9 +40,14 @@ export interface Ocfs2OpsOptions {
 /** An open directory: its entries as of opendir (offsets are indexes into it). */
 interface DirHandle { ino: number; entries: Array<{ name: Buffer; inode: number; fileType: number }> }
 
-/** readdir answers at most this many entries per request (the kernel asks again from the next offset). */
-const READDIR_CHUNK = 256;
-const READDIRPLUS_CHUNK = 32;
+/**
+ * The smallest directory entry the kernel's buffer holds (struct fuse_dirent:
+ * 24 bytes + a name of 1-8 bytes, 8-aligned) and readdirplus entry (+ 128
+ * bytes of fuse_entry_out): a request of `size` bytes takes at most size/32
+ * (size/160) entries, so no more are made (readdirplus reads each inode).
+ */
+const DIRENT_MIN = 32;
+const DIRENTPLUS_MIN = 160;
 
 export class Ocfs2FuseOps implements Operations {
   /** Kernel references per node id (lookup replies minus FORGET). */
@@ -140,11 +145,11 @@ export class Ocfs2FuseOps implements Operations {
     return { fh };
   }
 
-  async readdir(ino: number, fh: number, off: number, plus: boolean): Promise<DirEntry[]> {
+  async readdir(ino: number, fh: number, off: number, plus: boolean, size: number): Promise<DirEntry[]> {
     const h = this.dirHandles.get(fh);
     if (!h) throw new PosixError('EBADF');
     const out: DirEntry[] = [];
-    const end = Math.min(h.entries.length, off + (plus ? READDIRPLUS_CHUNK : READDIR_CHUNK));
+    const end = Math.min(h.entries.length, off + Math.max(1, Math.floor(size / (plus ? DIRENTPLUS_MIN : DIRENT_MIN))));
     for (let i = off; i < end; i++) {
       const e = h.entries[i]!;
       const d: DirEntry = { name: e.name, ino: this.node(e.inode), mode: modeTypeFromFileType(e.fileType), next: i + 1 };
