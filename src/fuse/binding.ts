@@ -23,6 +23,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { errnoOf } from '../libocfs2/errors';
 import { loadAddon } from '../native/addon';
 
@@ -245,9 +246,7 @@ const NOTIFY_INODE = 0;
 const NOTIFY_ENTRY = 1;
 const NOTIFY_DELETE = 2;
 
-const ENOSYS = 38;
-const ENODATA = 61;
-const ERANGE = 34;
+const { ENOSYS, ENODATA, ERANGE, ENOTCONN } = osConstants.errno;
 
 // ---- the addon, described once ----------------------------------------------
 
@@ -318,30 +317,6 @@ function attrArray(s: Stat): Float64Array {
 
 function openFlags(o: Opened): number {
   return (o.directIo ? OPEN_DIRECT_IO : 0) | (o.keepCache ? OPEN_KEEP_CACHE : 0) | (o.cacheReaddir ? OPEN_CACHE_READDIR : 0) | (o.noFlush ? OPEN_NOFLUSH : 0);
-}
-
-/**
- * A name for humans (logs, messages): valid UTF-8 is shown as text, other
- * bytes (and control characters) as \xHH, as the reference manifests escape them.
- */
-export function displayName(b: Buffer): string {
-  let out = '';
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i]!;
-    const n = c < 0x20 || c === 0x7f ? 0 : c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    const seq = n > 0 && i + n <= b.length ? b.subarray(i, i + n) : undefined;
-    // A sequence is taken as text only if it decodes and re-encodes to the same bytes (no overlongs/surrogates).
-    const text = seq?.toString('utf8');
-    if (seq && text !== undefined && Buffer.from(text, 'utf8').equals(seq)) {
-      out += text;
-      i += n;
-    } else {
-      out += `\\x${c.toString(16).padStart(2, '0')}`;
-      i += 1;
-    }
-  }
-  return out;
 }
 
 // ---- the mount --------------------------------------------------------------
@@ -526,7 +501,7 @@ export class FuseMount extends EventEmitter {
 
   private notify(kind: number, ino: number, parent: number, off: number, len: number, name: Buffer | undefined): Promise<number> {
     const s = this.session;
-    if (!s || this.state !== 'mounted') return Promise.resolve(-107); // ENOTCONN
+    if (!s || this.state !== 'mounted') return Promise.resolve(-ENOTCONN);
     // One after another: each after the replies and notifications before it.
     const p = this.notifyChain.then(() => fuse3ll().notify(s, kind, ino, parent, off, len, name));
     this.notifyChain = p.catch(() => undefined);
