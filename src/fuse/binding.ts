@@ -433,11 +433,9 @@ export class FuseMount extends EventEmitter {
       throw err;
     }
     this.state = 'mounted';
-    try {
-      // The kernel's connection number is the minor of the mount's st_dev (fs/fuse/control.c).
-      const dev = fs.statSync(this.mountpoint).dev;
-      this.connection = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-    } catch { /* not reachable: no abort fallback */ }
+    // The kernel's connection number is the minor of the mount's st_dev (fs/fuse/control.c), read from
+    // mountinfo: a stat of the mount point would be a request to ourselves, which this thread must answer.
+    this.connection = mountMinor(this.mountpoint);
     activeMounts.add(this);
     if (this.handleSignals) installSignalHandlers();
     // INIT comes with the first request; a mount that never gets one still counts as mounted.
@@ -847,16 +845,27 @@ export function forceUnmount(mountpoint: string): Promise<void> {
   });
 }
 
-/** True if mountpoint is currently a mount point of this mount namespace. */
-export function isMountPoint(mountpoint: string): boolean {
+/** The mountinfo line of mountpoint's topmost mount in this namespace, split in fields, if mounted. */
+function mountInfo(mountpoint: string): string[] | undefined {
   const want = path.resolve(mountpoint);
   let text: string;
   try {
     text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
-    return false;
+    return undefined;
   }
   // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return text.split('\n').some((line) => unescape(line.split(' ')[4] ?? '') === want);
+  return text.split('\n').map((line) => line.split(' ')).filter((f) => unescape(f[4] ?? '') === want).at(-1);
+}
+
+/** True if mountpoint is currently a mount point of this mount namespace. */
+export function isMountPoint(mountpoint: string): boolean {
+  return mountInfo(mountpoint) !== undefined;
+}
+
+/** The minor device number of the mount at mountpoint (mountinfo field 3, major:minor). */
+function mountMinor(mountpoint: string): number | undefined {
+  const minor = Number(mountInfo(mountpoint)?.[2]?.split(':')[1]);
+  return Number.isInteger(minor) ? minor : undefined;
 }
