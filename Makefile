@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 NODE  ?= node
 APT_PKGS := fuse3 libfuse3-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
+# the kernel tests' qemu harness (../shared/kernel/build.sh), the network-namespace tests, and bench
+APT_PKGS += qemu-system-x86 busybox-static cpio iproute2 fio
 
 .PHONY: all deps build test images bench demo clean
 
@@ -19,10 +21,13 @@ deps:
 	$(MAKE) build
 
 # dist/ is rebuilt from scratch: tsc never deletes the output of a moved or removed source file.
+# dist/.build-start (its mtime: when this build read src/) lets the tests refuse a dist/ older than src/.
 build:
 	bash tools/build-native.sh
 	rm -rf dist
+	mkdir -p dist && touch dist/.build-start.tmp
 	npx tsc -p tsconfig.json
+	mv dist/.build-start.tmp dist/.build-start
 
 images: build
 	bash images/make-fixtures.sh

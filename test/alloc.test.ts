@@ -1,4 +1,5 @@
 import t from 'tap';
+import { testSeed } from './lib/judges';
 import * as fs from 'node:fs';
 import { Volume } from '../src/libocfs2/volume';
 import { DirectTransactionManager } from '../src/libocfs2/txn';
@@ -44,7 +45,7 @@ t.test('claim and free clusters against a model; fsck clean', async (t) => {
   const dir = tmp('alloc-model-');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const img = mkfs(dir, { bs: 512, cs: 4096, mb: 96, features: FEATURES });
-  const rand = rng(7);
+  const rand = rng(testSeed(t, 7));
   await withVolume(img, async ({ vol, alloc, tm }) => {
     const file = await tm.run((tx) => makeFile(vol, alloc, tx, 'model'));
     const tree = ExtentTree.forInode(vol, alloc, file.blkno);

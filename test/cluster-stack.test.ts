@@ -12,6 +12,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { CLI } from './lib/mount';
+import { loopDevicesMissing, requireJudge } from './lib/judges';
+import { attachLoop, detachLoop } from './lib/netns';
 import { crc32_le } from '../src/libocfs2/crc32';
 import { TEST_MSG_TYPE, TEST_MSG_KEY, StackStatus, FENCE_EXIT_CODE } from '../src/cluster/stack';
 import { makeNodes, writeCluster, spawnNode, NodeProc, O2cbVals, nodeArgsFor, cliScript, REPO, until, WAIT_MS } from './o2net-harness';
@@ -20,16 +23,12 @@ const INTERVAL = 300; // heartbeat period for the test (the kernel's is 2000)
 const V: O2cbVals = { threshold: 6, idle: 3000, keepalive: 1000, reconnect: 500 };
 const DEAD_MS = V.threshold * INTERVAL;
 
-function attachLoop(img: string): string | undefined {
-  const r = spawnSync('timeout', ['30', 'losetup', '--direct-io=on', '-f', '--show', img], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
 function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
     delete env.NODE_OPTIONS;
-    const p = spawn('timeout', ['120', process.execPath, ...nodeArgsFor(cliScript()), 'cluster', ...args], { cwd: REPO, env });
+    // the real CLI (ocfs2-fuse cluster ...), as an administrator runs it
+    const p = spawn('timeout', ['120', process.execPath, CLI, 'cluster', ...args], { cwd: REPO, env });
     let out = '';
     p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
@@ -38,23 +37,21 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
 }
 
 t.test('three node stacks on one shared image', async (t) => {
+  if (!requireJudge(t, loopDevicesMissing())) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2stack-'));
   const { image, uuid } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 64 });
   const nodes = await makeNodes(4); // node3 is configured, never started
   writeCluster(dir, nodes, V);
+  // one loop device per node (separate hosts)
   const loops: string[] = [];
-  const devs: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const l = attachLoop(image);
-    if (l) loops.push(l);
-    devs.push(l ?? image);
-  }
-  t.comment(loops.length === 3 ? `loop devices ${loops.join(' ')}` : 'no loop devices: the image file with O_DIRECT');
+  for (let i = 0; i < 3; i++) loops.push(attachLoop(image));
+  const devs = loops;
+  t.comment(`loop devices ${loops.join(' ')}`);
   const hbArgs = (i: number): string[] => ['--device', devs[i]!, '--heartbeat-interval-ms', String(INTERVAL)];
   const procs: NodeProc[] = [];
   t.teardown(async () => {
     await Promise.all(procs.map((p) => p.stop()));
-    for (const l of loops) spawnSync('timeout', ['30', 'losetup', '-d', l]);
+    for (const l of loops) detachLoop(l);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   for (let i = 0; i < 3; i++) procs.push(spawnNode({ dir, node: `node${i}`, staticHeartbeat: false, extra: hbArgs(i) }));
@@ -108,9 +105,10 @@ t.test('three node stacks on one shared image', async (t) => {
     t.equal(st.regions[0]!.users, 2, 'now used twice');
     t.equal(p0.count(/o2net: .*online at|online at/), 1, 'no second stack');
     t.equal(await join.stop(), 0, 'the joiner leaves cleanly on SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    // wait for the event (the reference dropped), not a fixed time
+    await until(async () => ((await p0.request({ op: 'status' })).status as StackStatus).regions[0]?.users === 1, WAIT_MS, 'the joiner\'s reference dropped');
     const st2 = (await p0.request({ op: 'status' })).status as StackStatus;
-    t.equal(st2.regions[0]!.users, 1, 'its reference is gone, the heartbeat stays');
+    t.equal(st2.regions.length, 1, 'its reference is gone, the heartbeat stays');
   });
 
   await t.test('clean leave: the others see it down at once (generation 0)', async (t) => {
@@ -120,9 +118,12 @@ t.test('three node stacks on one shared image', async (t) => {
     const t0 = Date.now();
     await p0.waitFor(/o2hb: Node 2 \(node2\) is down/, WAIT_MS);
     await p1.waitFor(/o2hb: Node 2 \(node2\) is down/, WAIT_MS);
-    const dt = Date.now() - t0;
-    t.ok(dt < DEAD_MS + 1500, `down ${dt} ms after it exited, not the dead threshold (${DEAD_MS} ms) plus slack`);
+    // The promise is "at once, by the generation-0 block, not after the dead threshold": the
+    // observers' own log says which rule took the node down (a wall-clock bound across
+    // processes only measures the machine's load).
+    t.comment(`down ${Date.now() - t0} ms after it exited (dead threshold ${DEAD_MS} ms)`);
     for (const p of [p0, p1]) t.ok(p.lines.some((l) => /Node 2 left my region \(generation changed\)/.test(l)), `${p.name}: by its generation-0 block`);
+    for (const p of [p0, p1]) t.notOk(p.lines.some((l) => /Node 2 left my region$/.test(l)), `${p.name}: not by the dead threshold`);
     await p0.waitFor(/No longer connected to node node2/);
     await p2.waitFor(/left cluster testclu/);
   });

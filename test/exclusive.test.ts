@@ -25,6 +25,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { CLI, runCli, tmpDir } from './lib/mount';
 import { startRwDaemon, fsckOcfs2, mkfsOcfs2, detach, SBIN_ENV, type RwDaemon } from './lib/rwdaemon';
 import { attachLoop, detachLoop } from './lib/netns';
+import { loopDevicesMissing, requireJudge } from './lib/judges';
 import { makeO2cbImage } from './lib/o2cb-image';
 import { makeNodes, writeCluster, spawnNode, until, WAIT_MS, type NodeProc } from './o2net-harness';
 
@@ -105,7 +106,7 @@ t.test('local volume (image file): one writer, or readers', async (t) => {
 });
 
 t.test('loop devices: one loop device, the file under it, two loop devices over one file', async (t) => {
-  if (process.getuid?.() !== 0) { t.fail('needs root for loop devices'); return; }
+  if (!requireJudge(t, loopDevicesMissing())) return;
   const dir = tmpDir('excl-loop');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const img = path.join(dir, 'v.img');
@@ -247,7 +248,7 @@ t.test('a failed mount leaves the volume byte-identical; bad options and command
 });
 
 t.test('cluster volume: configuration, heartbeat for the mount\'s life, other nodes', async (t) => {
-  if (process.getuid?.() !== 0) { t.fail('needs root for loop devices'); return; }
+  if (!requireJudge(t, loopDevicesMissing())) return;
   const dir = tmpDir('excl-clu');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const { image } = makeO2cbImage(dir, { cluster: 'testclu', slots: 4, sizeMiB: 128 });

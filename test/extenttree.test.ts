@@ -1,4 +1,5 @@
 import t from 'tap';
+import { testSeed } from './lib/judges';
 import * as fs from 'node:fs';
 import { Volume } from '../src/libocfs2/volume';
 import { DirectTransactionManager } from '../src/libocfs2/txn';
@@ -26,7 +27,7 @@ for (const g of [
     const dir = tmp('et-');
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
     const img = mkfs(dir, g);
-    const rand = rng(g.n);
+    const rand = rng(testSeed(t, g.n));
     const vol = await Volume.open(img, { readOnly: false });
     const alloc = await Allocators.load(vol, 0);
     const tm = new DirectTransactionManager(vol);

@@ -22,10 +22,6 @@ function inspect(img: string, ...args: string[]): any { // eslint-disable-line @
   return JSON.parse(r.stdout);
 }
 
-t.before(() => {
-  if (!fs.existsSync(CLI)) spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'inherit' });
-});
-
 const dir = tmpDir('inspect');
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -36,8 +32,10 @@ for (const name of ['local-4k', 'cluster-1k-64k-max'] as const) {
     const d = debugfs(img, 'stats');
     t.match(d, new RegExp(`Block Size Bits: ${s.blockBits}\\s+Cluster Size Bits: ${s.clusterBits}`));
     t.match(d, new RegExp(`Clusters: ${s.clusters}\\b`));
-    t.match(d, new RegExp(`Label: ${s.label}`));
-    t.match(d, new RegExp(`UUID: ${s.uuid}`));
+    // whole lines: an empty or truncated label must not match a longer one
+    t.ok(s.label.length > 0, `${name} has a label`);
+    t.match(d, new RegExp(`^\\s*Label: ${s.label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'm'), 'label');
+    t.match(d, new RegExp(`^\\s*UUID: ${s.uuid}\\s*$`, 'm'), 'uuid');
     t.match(d, new RegExp(`Root Blknum: ${s.rootBlkno}\\s+System Dir Blknum: ${s.systemDirBlkno}`));
     t.match(d, new RegExp(`Max Node Slots: ${s.maxSlots}`));
   });
@@ -83,8 +81,25 @@ for (const name of ['local-4k', 'cluster-1k-64k-max'] as const) {
     const b = inspect(img, 'bitmap');
     const d = debugfs(img, 'stat //global_bitmap');
     t.match(d, new RegExp(`Bitmap Total: ${b.totalClusters}\\s+Used: ${b.usedClusters}\\s+Free: ${b.freeClusters}`));
+    // freefrag against debugfs.ocfs2's grpextents (free runs of every group of the global bitmap)
     const ff = inspect(img, 'freefrag');
-    t.equal(ff.freeClusters, b.freeClusters, 'freefrag sums to the free count');
+    const groups = [...d.matchAll(/^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s*$/gm)].map((m) => m[1]!);
+    t.ok(groups.length > 0, `debugfs lists the global bitmap's groups (${groups.length})`);
+    const runs: number[] = [];
+    for (const g of groups) {
+      for (const m of debugfs(img, `grpextents <${g}>`).matchAll(/(?:^|\s)\d+\s+(\d+)\s+(\d+)(?=\s)/gm)) runs.push(Number(m[2]));
+    }
+    t.equal(ff.freeClusters, runs.reduce((a, n) => a + n, 0), 'freefrag free clusters = the sum of debugfs free runs');
+    t.equal(ff.freeExtents, runs.length, 'freefrag free extents = debugfs grpextents count');
+    t.equal(ff.maxFreeExtentClusters, Math.max(...runs), 'longest free extent as debugfs');
+    const buckets = new Map<number, { extents: number; clusters: number }>();
+    for (const n of runs) {
+      const from = 2 ** Math.floor(Math.log2(n));
+      const e = buckets.get(from) ?? { extents: 0, clusters: 0 };
+      e.extents++; e.clusters += n; buckets.set(from, e);
+    }
+    t.same(ff.histogram.map((h: { from: number; extents: number; clusters: number }) => `${h.from} ${h.extents} ${h.clusters}`),
+      [...buckets].sort((x, y) => x[0] - y[0]).map(([from, e]) => `${from} ${e.extents} ${e.clusters}`), 'histogram as debugfs free runs give it');
   });
 }
 

@@ -17,7 +17,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { copyOfImage, haveReferenceImages, pristineImage, readManifest } from './lib/refimages';
+import { copyOfImage, pristineImage, readManifest } from './lib/refimages';
 import {
   OCFS2_JOURNAL_DIRTY_FL, OCFS2_JOURNAL_IJ_FLAGS_OFFSET, applyRecovery, isJournalClean, journalReaderFromMapping,
   loadJournal, mapFromExtents, recoverJournal, walkTransactions, type JournalReader,
@@ -94,9 +94,8 @@ function parseLogdump(text: string): { commits: Array<{ blk: number; seq: number
   return { commits, tags, descriptors };
 }
 
-const skip = haveReferenceImages() ? false : 'reference images not found';
 
-t.test('dirty-journal-4k: slot 0 needs recovery; counts agree with logdump', { skip }, async (t) => {
+t.test('dirty-journal-4k: slot 0 needs recovery; counts agree with logdump', async (t) => {
   const img = pristineImage('dirty-journal-4k');
   const { reader } = imageReader(img, 0);
   const res = await recoverJournal(reader);
@@ -122,7 +121,7 @@ t.test('dirty-journal-4k: slot 0 needs recovery; counts agree with logdump', { s
   t.equal(walk.transactions.filter((x) => x.entries.some((e) => e.kind === 'descriptor')).length, ld.descriptors);
 });
 
-t.test('dirty-journal-4k: replay equals fsck.ocfs2 replay; fsck -fn is clean afterwards', { skip }, async (t) => {
+t.test('dirty-journal-4k: replay equals fsck.ocfs2 replay; fsck -fn is clean afterwards', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jbd2-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const oursDir = path.join(dir, 'ours');
@@ -215,7 +214,7 @@ t.test('dirty-journal-4k: replay equals fsck.ocfs2 replay; fsck -fn is clean aft
   t.notMatch(lsBefore, new RegExp(`\\s${path.basename(synced[0]!.path)}\\s*$`, 'm'), 'not there before replay');
 });
 
-t.test('local-4k: clean journals need no recovery', { skip }, async (t) => {
+t.test('local-4k: clean journals need no recovery', async (t) => {
   const img = pristineImage('local-4k');
   for (let slot = 0; slot < 4; slot++) {
     const { reader } = imageReader(img, slot);

@@ -13,27 +13,13 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { fsckClean, run, sparseImage, tmp } from './mkfs-compare';
 import { CLI, mountRo } from './lib/mount';
+import { KERNEL_HARNESS_DIR, kernelHarnessMissing, requireJudge } from './lib/judges';
 import { REPO_ROOT } from './lib/refimages';
 
-const KERNEL = path.resolve(REPO_ROOT, '..', 'shared', 'kernel');
-const runLocal = path.join(KERNEL, 'run-local.sh');
+const runLocal = path.join(KERNEL_HARNESS_DIR, 'run-local.sh');
 
-function harnessProblem(): string | null {
-  if (!fs.existsSync(runLocal)) return `no kernel harness at ${KERNEL}`;
-  if (run('sh', ['-c', 'command -v qemu-system-x86_64']).status !== 0) {
-    const b = run(path.join(KERNEL, 'build.sh'), [], undefined, 900);
-    if (b.status !== 0) return `kernel harness build failed: ${b.stderr.slice(-300)}`;
-  }
-  return null;
-}
-
-const problem = harnessProblem();
-if (problem) {
-  t.comment(`kernel harness unavailable: ${problem}`);
-  t.pass('kernel harness unavailable; nothing to run');
-} else {
-  t.test('the kernel mounts our volumes, writes a tree, fsck stays clean, we read it back', async (t) => {
-    if (!fs.existsSync(CLI)) run('npx', ['tsc', '-p', path.join(REPO_ROOT, 'tsconfig.json')], undefined, 600);
+t.test('the kernel mounts our volumes, writes a tree, fsck stays clean, we read it back', async (t) => {
+    if (!requireJudge(t, kernelHarnessMissing())) return;
     const dir = tmp('kernel');
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
     const local = path.join(dir, 'local.img');
@@ -96,4 +82,3 @@ if (problem) {
       }
     }
   });
-}

@@ -117,7 +117,17 @@ for (const name of REFERENCE_IMAGES) {
     t.same(missing, [], 'find lists every manifest path');
     // The dirty-journal manifest lists only what must be visible after replay; the others list everything.
     if (name !== 'dirty-journal-4k') t.equal(found.size, rows.length, 'find lists nothing beyond the manifest');
-    t.doesNotThrow(() => sh(`ls -lR ${m.mountpoint} > /dev/null && du -s ${m.mountpoint} > /dev/null && stat ${m.mountpoint}/. > /dev/null`), 'ls -lR, du -s, stat succeed');
+    // ls, du and stat (coreutils, separate processes) see what the kernel wrote
+    const root = rows.find((r) => r.path === '/');
+    if (root) t.equal(sh(`stat -c '%h %s %a' ${m.mountpoint}/.`).trim(), `${root.nlink} ${root.size} ${Number.parseInt(root.mode, 8).toString(8)}`, 'stat of the root: links, size, mode as in the manifest');
+    if (name !== 'dirty-journal-4k') {
+      // -A: every entry but . and ..; -q: one line per entry whatever its name's bytes
+      const entries = Number(sh(`ls -lRAq ${m.mountpoint} | grep -cE '^[-dlcbps][-rwxsStT]{9}'`).trim());
+      t.equal(entries, rows.length - 1, 'ls -lRA lists one line per manifest path');
+      // -l: hard links counted each time, as the manifest lists every name
+      const du = Number(sh(`du -s -l --apparent-size -B1 ${m.mountpoint}`).trim().split(/\s+/)[0]);
+      t.equal(du, rows.reduce((a, r) => a + r.size, 0), 'du -sl --apparent-size equals the sum of the manifest sizes');
+    }
     const df = sh(`df -B1 --output=size,used ${m.mountpoint} | tail -1`).trim().split(/\s+/).map(Number);
     t.ok(df[0]! > 0 && df[1]! > 0 && df[1]! < df[0]!, `statfs is plausible (${df.join(' ')})`);
   });

@@ -102,7 +102,10 @@ t.test('o2cb sysconfig timeouts', async (t) => {
   t.throws(() => parseO2cbSysconfig('garbage line\n'), ConfigError);
   t.throws(() => loadO2cbTimeouts(undefined, { idleTimeoutMs: 1000, keepaliveDelayMs: 2000 }), ConfigError, 'idle > keepalive');
   t.throws(() => loadO2cbTimeouts(path.join(dir, 'missing')), ConfigError);
-  try { parseO2cbSysconfig('\n\nO2CB_IDLE_TIMEOUT_MS=x\n', 'F'); } catch (e) { t.equal((e as ConfigError).line, 3); }
+  let bad: unknown;
+  try { parseO2cbSysconfig('\n\nO2CB_IDLE_TIMEOUT_MS=x\n', 'F'); } catch (e) { bad = e; }
+  t.type(bad, ConfigError, 'a bad value is refused');
+  t.equal((bad as ConfigError | undefined)?.line, 3, 'the error names the bad line');
 });
 
 t.test('NodeManager picks the cluster and the local node', async (t) => {

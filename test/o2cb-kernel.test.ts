@@ -41,11 +41,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, ChildProcess } from 'node:child_process';
 import { makeO2cbImage } from './lib/o2cb-image';
+import { KERNEL_HARNESS_DIR, kernelHarnessMissing, requireJudge } from './lib/judges';
 import { NetNs, tapUnavailable, attachLoop, detachLoop, spawnNodeIn } from './lib/netns';
 import { NodeProc, nodeArgsFor, cliScript, REPO, until } from './o2net-harness';
 import type { StackStatus } from '../src/cluster/stack';
 
-const KH_HOME = process.env.KH_HOME ?? path.resolve(REPO, '..', 'shared', 'kernel');
+const KH_HOME = KERNEL_HARNESS_DIR;
 const CLUSTER = 'kclu';
 const PORT = 7777;
 const NODES = [
@@ -113,12 +114,7 @@ exit $rc
 }
 
 t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake', async (t) => {
-  if (!fs.existsSync(path.join(KH_HOME, 'kh-common.sh'))) {
-    t.plan(0, `SKIP: kernel harness not found at ${KH_HOME} (set KH_HOME): kernel interop not checked`);
-    return;
-  }
-  const why = tapUnavailable();
-  if (why) { t.fail(`cannot give the VM a network path: ${why}`); return; }
+  if (!requireJudge(t, kernelHarnessMissing() ?? tapUnavailable())) return;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'o2kernel-'));
   const { image, uuid } = makeO2cbImage(dir, { cluster: CLUSTER, slots: 4, sizeMiB: 64 });
@@ -180,7 +176,7 @@ t.test('a kernel node and ours: heartbeat, o2net both ways, a refused handshake'
   // takes some 10 s; either side may come up first)
   let vmOut = '';
   vm = spawn('bash', [path.join(REPO, 'tools', 'kh-run-tap.sh'), '-n', ns.name, '-T', 'o2ktap', '-a', `${NODES[1].ip}/24`,
-    '-k', rundir, '-t', '420', image, path.join(dir, 'guest.sh')], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    '-k', rundir, '-t', '420', image, path.join(dir, 'guest.sh')], { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KH_HOME } });
   vm.stdout!.on('data', (d: Buffer) => { vmOut += d.toString(); });
   vm.stderr!.on('data', (d: Buffer) => { vmOut += d.toString(); });
   const vmExit = new Promise<number | null>((r) => vm!.once('exit', (c) => r(c)));

@@ -142,11 +142,14 @@ t.test('three node processes', async (t) => {
     await until(() => p0.count(/Connection to node node3 \(num 3\) .* has been idle for/) > idleLines, WAIT_MS, 'node0 logs the idle timeout');
     const line = p0.lines.filter((l) => /Connection to node node3 \(num 3\) .* has been idle for \d+\.\d+ secs, shutting it down\./.test(l))[idleLines]!;
     const idleMs = loggedIdleMs(line);
-    t.ok(idleMs >= V.idle && idleMs <= V.idle + 4000, `dropped after ~${V.idle} ms idle (node0 logged ${idleMs} ms)`);
+    // the promise is the lower bound; the upper one only says "a timeout, not a hang" (a loaded node's timer fires late)
+    t.ok(idleMs >= V.idle && idleMs <= 3 * V.idle + 10000, `dropped after ~${V.idle} ms idle (node0 logged ${idleMs} ms)`);
     t.ok(silent.frames.some((f) => f.hdr.magic === O2NET_MSG_KEEP_REQ_MAGIC), 'node sent KEEP_REQ after keepalive_delay of silence');
     await p0.waitFor(/No longer connected to node node3/);
     // the peer that answers keepalives outlives the idle timeout
-    await new Promise((r) => setTimeout(r, Math.max(0, aliveSent + V.idle + 1000 - Date.now())));
+    // (events, not a fixed sleep: two keepalives answered, and the idle timeout passed since the handshake)
+    await until(() => alive.closed || (alive.frames.filter((f) => f.hdr.magic === O2NET_MSG_KEEP_REQ_MAGIC).length >= 2
+      && Date.now() > aliveSent + V.idle + 1000), WAIT_MS, 'two keepalives past the idle timeout, or a close');
     t.equal(alive.closed, false, 'a peer answering KEEP_REQ stays connected past idle_timeout');
     t.ok(alive.frames.filter((f) => f.hdr.magic === O2NET_MSG_KEEP_REQ_MAGIC).length >= 2, 'keepalives keep coming');
     alive.destroy();

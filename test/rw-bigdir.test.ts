@@ -23,7 +23,8 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile, spawnSync } from 'node:child_process';
-import { CLI, tmpDir, mountRo, unmount } from './lib/mount';
+import { CLI, tmpDir, mountRo, unmount, waitDaemonGone } from './lib/mount';
+import { KERNEL_HARNESS_DIR, kernelHarnessMissing, requireJudge } from './lib/judges';
 import { REPO_ROOT } from './lib/refimages';
 import { Volume } from '../src/libocfs2/volume';
 import { lookupName, iterateDirectory } from '../src/libocfs2/directory';
@@ -49,9 +50,7 @@ function sizeOf(spec: { name: string }): { n: number; subdirs: number } {
   return { n: ENTRIES_ENV ?? (full ? 50000 : 12000), subdirs: SUBDIRS_ENV ?? (full ? 3000 : 720) };
 }
 const SBIN_PATH = `${process.env.PATH}:/sbin:/usr/sbin`;
-const KDIR = path.resolve(REPO_ROOT, '..', 'shared', 'kernel');
-const RUN_LOCAL = path.join(KDIR, 'run-local.sh');
-const haveHarness = fs.existsSync(RUN_LOCAL) && spawnSync('which', ['qemu-system-x86_64']).status === 0;
+const RUN_LOCAL = path.join(KERNEL_HARNESS_DIR, 'run-local.sh');
 
 interface Spec { name: string; mkfs: string; sizeMb: number; indexed: boolean }
 const SPECS: Spec[] = [
@@ -111,7 +110,7 @@ async function mountRw(img: string): Promise<{ mnt: string; unmount(): Promise<v
     async unmount() {
       unmount(mnt);
       // The daemon finishes (journal checkpoint, slot release) after the kernel lets go.
-      for (let i = 0; i < 600 && spawnSync('pgrep', ['-f', `${CLI} ${img} `]).status === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      waitDaemonGone(img);
       try { fs.rmdirSync(mnt); } catch { /* busy */ }
       try { fs.rmSync(`${mnt}.log`); } catch { /* none */ }
     },
@@ -370,7 +369,8 @@ t.test('link limits: OCFS2_LINK_MAX on linear dirs, OCFS2_DX_LINK_MAX with i_lin
   }
 });
 
-t.test('the Linux kernel lists, looks up, creates and removes in our big directories', { skip: !haveHarness && 'kernel harness not available' }, async (t) => {
+t.test('the Linux kernel lists, looks up, creates and removes in our big directories', async (t) => {
+  if (!requireJudge(t, kernelHarnessMissing())) return;
   if (states.length !== SPECS.length) { t.fail('workload did not leave four volumes'); return; }
   const vm = path.join(work, 'vm');
   fs.mkdirSync(vm, { recursive: true });

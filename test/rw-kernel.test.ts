@@ -27,20 +27,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT } from './lib/refimages';
 import { tmpDir, sh } from './lib/mount';
+import { KERNEL_HARNESS_DIR, kernelHarnessMissing, requireJudge } from './lib/judges';
 import { startRwDaemon, mkfsOcfs2, fsckOcfs2, type RwDaemon } from './lib/rwdaemon';
 import { Volume } from '../src/libocfs2/volume';
 
-const KDIR = path.resolve(REPO_ROOT, '..', 'shared', 'kernel');
-const RUN_LOCAL = path.join(KDIR, 'run-local.sh');
-const MANIFEST_SH = path.join(KDIR, 'examples', 'manifest.sh');
-
-function harnessReady(): string | false {
-  if (!fs.existsSync(RUN_LOCAL) || !fs.existsSync(MANIFEST_SH)) return 'kernel harness not found';
-  // build.sh installs what is missing (apt) and is idempotent (a few seconds once built).
-  const b = spawnSync('timeout', ['900', path.join(KDIR, 'build.sh')], { encoding: 'utf8' });
-  if (b.status !== 0) return `kernel harness build failed: ${(b.stderr ?? '').split('\n').slice(-3).join(' ')}`;
-  return false;
-}
+const RUN_LOCAL = path.join(KERNEL_HARNESS_DIR, 'run-local.sh');
+const MANIFEST_SH = path.join(KERNEL_HARNESS_DIR, 'examples', 'manifest.sh');
 
 const work = tmpDir('rwkernel');
 const img = path.join(work, 'k.img');
@@ -107,8 +99,8 @@ function assertFsck(t: Test, what: string): void {
 
 // Three TCG boots (each ~10 s plus md5s of a few hundred MiB in the guest) and two large manifests.
 t.setTimeout(1_500_000);
-const skip = harnessReady();
-t.test('kernel <-> our read-write mount', { skip }, async (t) => {
+t.test('kernel <-> our read-write mount', async (t) => {
+  if (!requireJudge(t, kernelHarnessMissing())) return;
   mkfsOcfs2(img, 768);
 
   // ---- (a) we write a tree ------------------------------------------------------------

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { CLI, tmpDir, sh, unmount } from './lib/mount';
+import { CLI, tmpDir, sh, unmount, waitDaemonGone, daemonPid } from './lib/mount';
 import { Volume } from '../src/libocfs2/volume';
 import { lookupName } from '../src/libocfs2/directory';
 import { OCFS2_ORPHANED_FL, OCFS2_VALID_FL } from '../src/libocfs2/constants';
@@ -34,15 +34,7 @@ function mountRw(img: string, mountpoint: string): void {
   if (r.status !== 0) throw new Error(`rw mount failed (${r.status}): ${r.stderr}`);
 }
 
-function daemonPid(img: string): number | undefined {
-  const r = spawnSync('pgrep', ['-f', `${CLI} ${img} `], { encoding: 'utf8' });
-  const pid = Number(r.stdout.trim().split('\n')[0]);
-  return Number.isFinite(pid) && pid > 0 ? pid : undefined;
-}
-
-function waitGone(img: string): void {
-  for (let i = 0; i < 100 && daemonPid(img) !== undefined; i++) spawnSync('sleep', ['0.1']);
-}
+const waitGone = (img: string): void => waitDaemonGone(img);
 
 /** A helper process holding `file` open; commands on stdin: write <pos> <len>, read <pos> <len> -> md5, fsync, stat, close. */
 const HOLDER = `

@@ -11,7 +11,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CLI, tmpDir, sh, unmount, mountRo } from './lib/mount';
+import { CLI, tmpDir, sh, unmount, mountRo, waitDaemonGone } from './lib/mount';
 
 function mkfs(img: string, sizeMb: number, extra = ''): void {
   sh(`rm -f ${img} && truncate -s ${sizeMb}M ${img} && PATH=$PATH:/sbin:/usr/sbin mkfs.ocfs2 -q -F -M local -b 4096 -C 4096 -N 2 ${extra} ${img} >/dev/null`, 120);
@@ -29,7 +29,7 @@ function mountRw(img: string): { mountpoint: string; log: string; unmount(): voi
     unmount(): void {
       unmount(mountpoint);
       // The daemon finishes the unmount (journal checkpoint, slot release) after the kernel lets go.
-      for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', `${CLI} ${img} `]).status === 0; i++) spawnSync('sleep', ['0.1']);
+      waitDaemonGone(img);
       try { fs.rmdirSync(mountpoint); } catch { /* busy */ }
     },
   };

@@ -13,7 +13,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT } from './lib/refimages';
+import { KERNEL_HARNESS_DIR, kernelHarnessMissing, requireJudge } from './lib/judges';
 import { openReadWrite } from '../src/libocfs2/rwmount';
 import { Volume } from '../src/libocfs2/volume';
 import { CHECK_OFFSET } from '../src/libocfs2/blockcheck';
@@ -23,13 +23,12 @@ import { JournalFile } from '../src/libocfs2/journal';
 import { JBD2_MAGIC } from '../src/libocfs2/jbd2';
 
 const SBIN = { ...process.env, PATH: `${process.env.PATH}:/sbin:/usr/sbin` };
-const KDIR = path.resolve(REPO_ROOT, '..', 'shared', 'kernel');
-const RUN_LOCAL = path.join(KDIR, 'run-local.sh');
-const haveHarness = fs.existsSync(RUN_LOCAL) && spawnSync('which', ['qemu-system-x86_64']).status === 0;
+const RUN_LOCAL = path.join(KERNEL_HARNESS_DIR, 'run-local.sh');
 
 const MTIME = 981173106; // 2001-02-03 04:05:06 UTC
 
-t.test('kernel mount replays the journal we left dirty', { skip: !haveHarness && 'kernel harness not available' }, async (t) => {
+t.test('kernel mount replays the journal we left dirty', async (t) => {
+  if (!requireJudge(t, kernelHarnessMissing())) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rwkernel-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const img = path.join(dir, 'k.img');

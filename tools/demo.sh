@@ -33,7 +33,7 @@ else
   fusermount3 -u "$mnt"; sleep 0.5
 fi
 
-ref=../shared/reference-images/local-4k.img.xz
+ref=images/reference/local-4k.img.xz
 if [ -f "$ref" ]; then
   echo "== a volume written by the Linux kernel, mounted read-only"
   xz -dc "$ref" | cp --sparse=always /dev/stdin "$work/ref.img"

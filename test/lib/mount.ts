@@ -10,6 +10,32 @@ import { REPO_ROOT } from './refimages';
 
 export const CLI = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
+/**
+ * Why dist/ cannot stand for src/ (not built, or a source changed after the
+ * build read it), or null.  Tests never build: `make test` builds first, and
+ * a test spawning the CLI refuses a stale dist/ rather than test an older
+ * version than the library tests import from src/.
+ */
+export function staleBuild(): string | null {
+  const stamp = path.join(REPO_ROOT, 'dist', '.build-start');
+  if (!fs.existsSync(stamp) || !fs.existsSync(CLI)) return 'dist/ is not built: run make build';
+  const built = fs.statSync(stamp).mtimeMs;
+  const newer: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts') && fs.statSync(p).mtimeMs > built) newer.push(path.relative(REPO_ROOT, p));
+    }
+  };
+  walk(path.join(REPO_ROOT, 'src'));
+  return newer.length ? `dist/ is older than ${newer.slice(0, 3).join(', ')}: run make build` : null;
+}
+{
+  const why = staleBuild();
+  if (why) throw new Error(`the CLI under test (${CLI}) is stale: ${why}`);
+}
+
 export function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `ocfs2-fuse-${prefix}-`));
 }
@@ -46,6 +72,26 @@ export function mountRo(image: string, extra: string[] = []): Mounted {
 
 export function unmount(mountpoint: string): void {
   spawnSync('timeout', ['20', 'fusermount3', '-u', '-z', mountpoint], { stdio: 'ignore' });
+}
+
+/** Pid of the detached mount daemon serving `img` (started by this test with `CLI img mountpoint`), if running. */
+export function daemonPid(img: string): number | undefined {
+  const r = spawnSync('pgrep', ['-f', `${CLI} ${img} `], { encoding: 'utf8' });
+  const pid = Number((r.stdout ?? '').trim().split('\n')[0]);
+  return Number.isFinite(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * After fusermount3 -u: wait for the detached daemon to finish (journal
+ * checkpoint, slot release) and exit.  The deadline only bounds a hang and
+ * it throws, so nothing (fsck, a remount) ever runs beside a live daemon.
+ */
+export function waitDaemonGone(img: string, timeoutMs = 180000): void {
+  const end = Date.now() + timeoutMs;
+  while (daemonPid(img) !== undefined) {
+    if (Date.now() > end) throw new Error(`the daemon serving ${img} is still running ${timeoutMs} ms after the unmount`);
+    spawnSync('sleep', ['0.1']);
+  }
 }
 
 /** Run a shell command (always under timeout) and return stdout. */
