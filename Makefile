@@ -1,7 +1,7 @@
 # ocfs2-fuse — see README.md
 SHELL := /bin/bash
 NODE  ?= node
-APT_PKGS := fuse libfuse2 libfuse-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
+APT_PKGS := fuse3 libfuse3-dev pkg-config ocfs2-tools fuse2fs e2fsprogs attr xz-utils util-linux kmod
 # the kernel tests' qemu harness (../shared/kernel/build.sh), the network-namespace tests, and bench
 APT_PKGS += qemu-system-x86 busybox-static cpio iproute2 fio
 

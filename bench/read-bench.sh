@@ -23,13 +23,13 @@ if [ ! -s "$img.ready" ]; then
 fi
 
 mnt=$(mktemp -d); mnt2=$(mktemp -d); src=$(mktemp -d)
-cleanup() { fusermount -u -z "$mnt" 2>/dev/null || true; fusermount -u -z "$mnt2" 2>/dev/null || true; rmdir "$mnt" "$mnt2" 2>/dev/null || true; rm -rf "$src"; }
+cleanup() { fusermount3 -u -z "$mnt" 2>/dev/null || true; fusermount3 -u -z "$mnt2" 2>/dev/null || true; rmdir "$mnt" "$mnt2" 2>/dev/null || true; rm -rf "$src"; }
 trap cleanup EXIT
 
 if [ ! -s "$ext.ready" ]; then
   $CLI -o ro "$img" "$mnt"
   cp -a "$mnt/big-256m.bin" "$mnt/tree" "$src/"
-  fusermount -u -z "$mnt"
+  fusermount3 -u -z "$mnt"
   rm -f "$ext"; truncate -s 1G "$ext"
   mkfs.ext4 -q -F -d "$src" "$ext"
   touch "$ext.ready"
@@ -45,9 +45,9 @@ measure() { # name mountcmd...
   local t0 t1 t2 t3 t4
   t0=$(now); cat "$mnt/big-256m.bin" > /dev/null; t1=$(now)
   cat "$mnt/big-256m.bin" > /dev/null; t2=$(now)
-  fusermount -u -z "$mnt"; drop; "$@"; sleep 0.3
+  fusermount3 -u -z "$mnt"; drop; "$@"; sleep 0.3
   t3=$(now); n=$(find "$mnt/tree" -printf '%s %T@\n' | wc -l); t4=$(now)
-  fusermount -u -z "$mnt"
+  fusermount3 -u -z "$mnt"
   local rss=""
   echo "$name cold_read_s=$(secs $t0 $t1) warm_read_s=$(secs $t1 $t2) find_stat_s=$(secs $t3 $t4) files=$n"
 }

@@ -25,7 +25,7 @@ mnt=$work/mnt; mkdir -p "$mnt"
 oimg=$work/ocfs2.img; eimg=$work/ext4.img
 PID=""
 cleanup() {
-  fusermount -u -z "$mnt" 2>/dev/null || true
+  fusermount3 -u -z "$mnt" 2>/dev/null || true
   [ -n "$PID" ] && kill "$PID" 2>/dev/null || true
   [ -z "${RWB_DIR:-}" ] && rm -rf "$work"
 }
@@ -34,7 +34,7 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.3f}')"; }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-# fsync of a directory: commits our journal / flushes fuse2fs (syncfs does not reach a libfuse 2 daemon).
+# fsync of a directory: commits our journal / flushes fuse2fs (syncfs does not reach a FUSE daemon).
 fsyncdir() { python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$1"; }
 status_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -59,7 +59,7 @@ HWM_LOG=$work/hwm
 rm -f "$HWM_LOG".*
 umount_fs() { # phase-name: records the daemon's VmHWM (ours), unmounts, waits for the daemon to finish
   [ -f "/proc/$PID/status" ] && echo "$1 $(status_kb "$PID" VmHWM) $(status_kb "$PID" VmRSS)" >> "$HWM_LOG.$2"
-  fusermount -u "$mnt"
+  fusermount3 -u "$mnt"
   wait "$PID" || echo "bench: $2 daemon exited with $?" >&2
   PID=""
 }
@@ -186,7 +186,7 @@ node "$CLI" -d "$oimg" "$mnt" 2>"$work/debug.log" &
 PID=$!
 for _ in $(seq 1 300); do grep -q 'mounted .* (read-write' "$work/debug.log" && break; sleep 0.1; done
 dd if=/dev/zero of="$mnt/bw" bs=1M count=16 conv=fsync status=none
-fusermount -u "$mnt"; wait "$PID" || true; PID=""
+fusermount3 -u "$mnt"; wait "$PID" || true; PID=""
 echo "rw-bench: FUSE write request sizes for a 16 MiB write (bytes: count): $(grep -oE '^write\[[0-9]+\] [0-9]+ bytes' "$work/debug.log" | awk '{print $2}' | sort -n | uniq -c | awk '{printf "%s: %s  ", $2, $1}')"
 
 # Memory over a long run with a small block cache: VmRSS after each round of unpack / read back / delete.

@@ -126,7 +126,7 @@ t.test('case 5: a replayed block aimed at the superblock stops the replay; the m
   const mro = path.join(work, 'jr', 'mro');
   fs.mkdirSync(mro);
   const r = runCli(['-o', 'ro', img, mro], 120);
-  if (r.status === 0) sh(`fusermount -u -z ${mro}`);
+  if (r.status === 0) sh(`fusermount3 -u -z ${mro}`);
   t.not(r.status, 0, 'read-only mount refused');
   t.match(r.stderr, /block 532: jbd2 replayed block fails the check of its home \(journal block 3 \(fs block 532\): transaction \d+, home fs block 2: superblock check failed/, 'names the journal block, its home and the failed check');
   // Read-write open (replay to disk), the mount's own path (a cluster-mode volume needs a cluster

@@ -1,6 +1,6 @@
 /**
  * The mount daemon's life cycle: SIGTERM/SIGINT unmount cleanly, an external
- * `fusermount -u` ends the daemon, a dirty journal can be refused, and every
+ * `fusermount3 -u` ends the daemon, a dirty journal can be refused, and every
  * mkfs.ocfs2 fixture geometry mounts with statfs matching the global bitmap.
  */
 import t from 'tap';
@@ -30,7 +30,7 @@ function exitOf(child: ChildProcess, ms: number): Promise<number | string> {
   });
 }
 
-for (const how of ['SIGTERM', 'SIGINT', 'fusermount'] as const) {
+for (const how of ['SIGTERM', 'SIGINT', 'fusermount3'] as const) {
   t.test(`foreground daemon ends cleanly on ${how}`, async (t) => {
     const mnt = tmpDir('life');
     const child = spawn(process.execPath, [CLI, '-o', 'ro', '-f', pristineImage('local-4k'), mnt], { stdio: 'ignore' });
@@ -38,7 +38,7 @@ for (const how of ['SIGTERM', 'SIGINT', 'fusermount'] as const) {
     t.ok(await waitFor(() => isMounted(mnt), 30_000), 'mounted');
     t.ok(fs.existsSync(path.join(mnt, 'random-1m.bin')), 'serving');
     const exited = exitOf(child, 20_000);
-    if (how === 'fusermount') spawnSync('timeout', ['20', 'fusermount', '-u', mnt]);
+    if (how === 'fusermount3') spawnSync('timeout', ['20', 'fusermount3', '-u', mnt]);
     else child.kill(how);
     t.equal(await exited, 0, 'daemon exits 0');
     t.notOk(isMounted(mnt), 'no longer mounted');

@@ -5,7 +5,7 @@
  * SIGKILLed at a random moment.  Some operations are followed by fsync of
  * the file (and of its directory); only once fsync has returned is the file
  * recorded with the md5 of its content (and its xattr), or recorded as gone
- * after an unlink.  After each kill: fusermount -u -z the dead mount, mount
+ * after an unlink.  After each kill: fusermount3 -u -z the dead mount, mount
  * again (journal replay), every recorded file must have exactly its
  * recorded content and xattr and every recorded removal must hold, clean
  * unmount, fsck.ocfs2 -fn clean.  The same image carries on to the next

@@ -142,7 +142,7 @@ head -c 300000 /dev/urandom >> f2; truncate -s 5000 f3; truncate -s 900000 f4; r
 fallocate -l 200000 falloc; fallocate -p -o 4096 -l 8192 f6
 for i in $(seq 1 20); do echo $i > sub/n$i; done; rm sub/n1 sub/n2; mkdir sub/d; rmdir sub/d`;
 
-const userJudges = (): string | null => rootMissing() ?? toolsMissing('setpriv', 'fsck.ocfs2', 'debugfs.ocfs2', 'fusermount');
+const userJudges = (): string | null => rootMissing() ?? toolsMissing('setpriv', 'fsck.ocfs2', 'debugfs.ocfs2', 'fusermount3');
 
 t.test('workload by several uids/gids: report = recount, fsck clean; SIGKILL then replay keeps usage exact', async (t) => {
   if (!requireJudge(t, userJudges())) return;

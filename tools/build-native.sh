@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Builds the O_DIRECT addon (src/native/directio.c) with the node-gyp that ships
-# with npm, against the installed Node headers: no downloads.
+# Builds our N-API addons with the node-gyp that ships with npm, against the
+# installed Node headers: no downloads.
+#   directio.node: O_DIRECT I/O for the o2hb disk heartbeat (directio.c)
+#   fuse3ll.node:  the FUSE front end over libfuse 3's low-level API (fuse3ll.c;
+#                  needs libfuse3-dev and pkg-config)
 set -euo pipefail
 cd "$(dirname "$0")/../src/native"
-out=build/Release/directio.node
-if [ -f "$out" ] && [ "$out" -nt directio.c ] && [ "$out" -nt binding.gyp ]; then
-  exit 0
-fi
+fresh=1
+for pair in directio:directio.c fuse3ll:fuse3ll.c; do
+  out="build/Release/${pair%%:*}.node"
+  if ! { [ -f "$out" ] && [ "$out" -nt "${pair#*:}" ] && [ "$out" -nt binding.gyp ]; }; then fresh=0; fi
+done
+if [ "$fresh" = 1 ]; then exit 0; fi
 gyp=""
 for c in "$(npm root -g 2>/dev/null)/npm/node_modules/node-gyp/bin/node-gyp.js" \
          "$(dirname "$(command -v node)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"; do
@@ -20,5 +25,5 @@ for d in "$(dirname "$(command -v node)")/.." /usr /usr/local; do
 done
 if [ -z "$nodedir" ]; then echo "build-native: Node headers (include/node/node_api.h) not found" >&2; exit 1; fi
 node "$gyp" rebuild --nodedir="$nodedir" --loglevel=warn >/dev/null
-test -f "$out"
-echo "build-native: $out"
+test -f build/Release/directio.node && test -f build/Release/fuse3ll.node
+echo "build-native: build/Release/directio.node build/Release/fuse3ll.node"

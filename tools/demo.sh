@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLI="node dist/src/cli/main.js"
 work=$(mktemp -d); mnt="$work/mnt"; mkdir "$mnt"
-cleanup() { fusermount -u -z "$mnt" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { fusermount3 -u -z "$mnt" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 img="$work/demo.img"
@@ -23,14 +23,14 @@ if $CLI -o rw "$img" "$mnt" 2>/dev/null; then
   mkdir -p "$mnt/docs"; echo "hello from ocfs2-fuse" > "$mnt/docs/hello.txt"
   seq 1 100000 > "$mnt/docs/numbers.txt"; ln -s docs/hello.txt "$mnt/link"
   sync; ls -la "$mnt" "$mnt/docs"; df -h "$mnt"
-  fusermount -u "$mnt"; sleep 0.5
+  fusermount3 -u "$mnt"; sleep 0.5
   echo "== fsck.ocfs2 -fn (the ocfs2-tools judge)"
   fsck.ocfs2 -fn "$img" | tail -2 || true
 else
   echo "== mounting read-only on $mnt"
   $CLI -o ro "$img" "$mnt"
   ls -la "$mnt"; df -h "$mnt"
-  fusermount -u "$mnt"; sleep 0.5
+  fusermount3 -u "$mnt"; sleep 0.5
 fi
 
 ref=images/reference/local-4k.img.xz
@@ -43,6 +43,6 @@ if [ -f "$ref" ]; then
   echo "-- getfattr /xattr/small:"; getfattr -d "$mnt/xattr/small" 2>/dev/null | tail -n +2
   echo "-- stat /times/past:"; stat -c '%n %y' "$mnt/times/past"
   du -sh "$mnt"
-  fusermount -u "$mnt"
+  fusermount3 -u "$mnt"
 fi
 echo "== demo done"

@@ -4,7 +4,7 @@
  * Like other FUSE filesystems it returns once the mount is ready and keeps
  * serving in the background; `-f` keeps it in the foreground.  The daemon
  * unmounts cleanly on SIGINT/SIGTERM and exits when unmounted from outside
- * (`fusermount -u`).
+ * (`fusermount3 -u`).
  */
 import { execFile, spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { Volume } from '../libocfs2/volume';
 import { Ocfs2Error } from '../libocfs2/errors';
 import { DEFAULT_CACHE_BYTES } from '../libocfs2/io';
-import { FuseMount, displayPath } from '../fuse/binding';
+import { FuseMount, FUSE_OWN_OPTIONS } from '../fuse/binding';
 import { Ocfs2FuseOps } from '../fuse/ops';
 import { Ocfs2RwFuseOps } from '../fuse/rwops';
 import { Ocfs2Fs, openFsVolume } from '../libocfs2/fs';
@@ -35,6 +35,9 @@ export function splitOptions(list: string[] | undefined): string[] {
   return (list ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o.length > 0);
 }
 
+/** Seconds the kernel may cache attributes and names (invalidated explicitly when they change behind it). */
+const CACHE_TIMEOUT_S = 60;
+
 /** Options we interpret ourselves; everything else goes to libfuse. */
 const OWN_OPTIONS = new Set(['ro', 'rw']);
 
@@ -48,21 +51,17 @@ const FSTAB_ONLY = new Set(['defaults', 'auto', 'noauto', '_netdev', 'nofail', '
 const isFstabOnly = (o: string): boolean => FSTAB_ONLY.has(o) || o.startsWith('x-') || o.startsWith('comment=');
 
 /**
- * Mount options libfuse (2 and 3) or mount(8) accept (fuse_opts of lib/fuse.c,
- * lib/fuse_lowlevel.c, lib/helper.c, lib/mount.c).  Anything else is refused
- * by name before the volume is opened: libfuse only says "fuse_new failed".
+ * Mount options the front end accepts: those libfuse 3's fuse_session_new
+ * takes (lib/mount.c fuse_mount_opts, lib/fuse_lowlevel.c fuse_ll_opts) and
+ * those src/fuse/binding.ts interprets itself (FUSE_OWN_OPTIONS).  Anything
+ * else is refused by name before the volume is opened: libfuse only says
+ * "fuse_session_new failed".
  */
 const FUSE_OPTIONS = new Set([
-  'allow_other', 'allow_root', 'auto_unmount', 'default_permissions', 'fsname', 'subtype', 'kernel_cache',
-  'auto_cache', 'noauto_cache', 'umask', 'uid', 'gid', 'entry_timeout', 'negative_timeout', 'attr_timeout',
-  'ac_attr_timeout', 'noforget', 'remember', 'nopath', 'intr', 'intr_signal', 'modules', 'max_read',
-  'max_readahead', 'max_write', 'max_background', 'congestion_threshold', 'async_read', 'sync_read',
-  'atomic_o_trunc', 'big_writes', 'no_remote_lock', 'no_remote_flock', 'no_remote_posix_lock', 'splice_write',
-  'no_splice_write', 'splice_move', 'no_splice_move', 'splice_read', 'no_splice_read', 'writeback_cache',
-  'no_writeback_cache', 'hard_remove', 'use_ino', 'readdir_ino', 'direct_io', 'blkdev', 'blksize', 'nonempty',
-  'debug', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime', 'norelatime',
-  'strictatime', 'sync', 'async', 'dirsync', 'context', 'fscontext', 'defcontext', 'rootcontext', 'clone_fd',
-  'max_idle_threads', 'max_threads', 'large_read', 'fsync_on_flush',
+  'allow_other', 'allow_root', 'auto_unmount', 'default_permissions', 'fsname', 'subtype', 'max_read',
+  'blkdev', 'blksize', 'debug', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime',
+  'relatime', 'norelatime', 'strictatime', 'sync', 'async', 'dirsync', 'context', 'fscontext', 'defcontext',
+  'rootcontext', ...FUSE_OWN_OPTIONS,
 ]);
 
 /** The first option neither we nor libfuse know, if any. */
@@ -186,10 +185,8 @@ async function serve(
     }
     signals.check();
     const libfuseOpts = opts.filter((x) => !OWN_OPTIONS.has(x.split('=')[0]!) && !isFstabOnly(x));
-    const base = ['use_ino', 'default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
+    const base = ['default_permissions', `fsname=${device}`, 'subtype=ocfs2'];
     if (process.getuid?.() === 0) base.push('allow_other');
-    // Read-only: nothing changes under us through this mount, so the kernel may keep file pages across opens.
-    if (readOnly) base.push('kernel_cache');
     const options = [...base, ...libfuseOpts.filter((x) => !base.includes(x))];
     const log = (m: string) => ops.log(m);
     try {
@@ -197,11 +194,16 @@ async function serve(
         readOnly,
         debug: o.debug ?? false,
         handleSignals: false,
+        // One node changes this volume, through this mount: the kernel's caches stay valid (page cache
+        // kept across opens), and what changes behind its back is invalidated through FuseMount.
+        attrTimeout: CACHE_TIMEOUT_S,
+        entryTimeout: CACHE_TIMEOUT_S,
+        negativeTimeout: CACHE_TIMEOUT_S,
         options,
-        onOpError: (op, p, err) => {
+        onOpError: (op, ino, err) => {
           // Corruption is reported once per block/check; ordinary errno results (ENOENT...) are not logged.
-          if (err instanceof Ocfs2Error && err.name !== 'PosixError') log(`${op} ${displayPath(p)}: ${err.message}`);
-          else if (!(err instanceof Ocfs2Error)) log(`${op} ${displayPath(p)}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+          if (err instanceof Ocfs2Error && err.name !== 'PosixError') log(`${op} inode ${ino}: ${err.message}`);
+          else if (!(err instanceof Ocfs2Error)) log(`${op} inode ${ino}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
         },
       });
     } catch (e) {
@@ -273,7 +275,7 @@ class TerminationSignals {
         }
       });
     };
-    tryCmd([['fusermount3', '-u'], ['fusermount', '-u']]);
+    tryCmd([['fusermount3', '-u'], ['umount']]);
   }
 
   dispose(): void {

@@ -1,292 +1,285 @@
 /**
- * Typed, promise-based wrapper around the patched fuse-native 2.2.6
- * (patches/fuse-native-2.2.6.patch, built by tools/build-fuse-native.sh
- * against the system libfuse 2.9).  This is the only module that talks to
- * fuse-native; the rest of the project implements `Operations`.
+ * The FUSE front end: a typed, promise-based wrapper around our addon over
+ * libfuse 3's low-level API (src/native/fuse3ll.c).  This is the only module
+ * that talks to the addon; the rest of the project implements `Operations`.
  *
- * - Times are nanoseconds (bigint) or { sec, nsec }: OCFS2 keeps nanoseconds.
- * - utimens gets each time as a bigint, or 'now' / 'omit' (UTIME_NOW /
- *   UTIME_OMIT), so touch -a / touch -m / tar work.
- * - Errors thrown by operations go through errnoOf (src/libocfs2/errors.ts).
- * - No per-operation timeout unless opTimeoutMs is given (cluster locks may
- *   legitimately wait longer than fuse-native's old 15 s).
+ * - Inode based: node ids are what the filesystem says (the caller maps its
+ *   root to FUSE_ROOT_ID); names, link targets and xattr names are Buffers of
+ *   their raw bytes.
+ * - The libfuse thread never waits for JavaScript: each request arrives here,
+ *   the operation runs (concurrently with others), and exactly one reply goes
+ *   back through the addon.  Errors thrown by operations go through errnoOf
+ *   (src/libocfs2/errors.ts).
+ * - Kernel cache invalidation (`invalidateInode`, `invalidateEntry`,
+ *   `notifyDelete`) may be called at any time: it runs off the JavaScript
+ *   thread, one notification after another, each after every reply already
+ *   sent (fuse_lowlevel.h: notify_inval_entry must not run inside a related
+ *   request; the addon never does, and replies keep flowing while it waits).
+ * - Times are nanoseconds (bigint) or { sec, nsec }.
  * - SIGINT/SIGTERM unmount every mount and exit; an external
- *   `fusermount -u` is noticed (libfuse calls destroy) and reported.
- * - Paths and names are *binary strings* of their raw bytes (PATH_ENCODING,
- *   'latin1'): byte b is the char with code point b.  Convert with
- *   pathToBytes / bytesToName; never with 'utf8'.
+ *   `fusermount3 -u` ends the session loop and is reported.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
-import { errnoOf, Ocfs2Error } from '../libocfs2/errors';
+import { constants as osConstants } from 'node:os';
+import { errnoOf } from '../libocfs2/errors';
+import { loadAddon } from '../native/addon';
 
-/**
- * How every path and name crosses the binding, in both directions: as a
- * binary string, one char (code point 0-255) per byte -- Node's 'latin1'.
- * File names on Linux, and in OCFS2 directories, are arbitrary bytes (only
- * '/' and NUL are excluded) and need not be UTF-8: the patched fuse-native
- * hands them over with napi_create_string_latin1 and takes names back
- * (readdir entries, readlink targets, listxattr names) with
- * napi_get_value_string_latin1, so every byte sequence round-trips exactly.
- * A UTF-8 name such as "café" therefore arrives as "cafÃ©" (its five bytes);
- * `bytesToName(Buffer.from('café'))` is the string to return for it.
- */
-export const PATH_ENCODING: BufferEncoding = 'latin1';
-
-/** True if every char of s is a byte (code point <= 0xFF): a valid binary string. */
-export function isBinaryString(s: string): boolean {
-  return !/[^\x00-\xff]/.test(s);
-}
-
-/**
- * The raw bytes of a path or name received from the binding.  Throws a
- * TypeError for a string that is not a binary string (a char above 0xFF
- * would otherwise be silently cut to its low byte).
- */
-export function pathToBytes(p: string): Buffer {
-  if (!isBinaryString(p)) throw new TypeError(`not a binary (${PATH_ENCODING}) string: ${JSON.stringify(p)}`);
-  return Buffer.from(p, PATH_ENCODING);
-}
-
-/** The binary string the binding expects for a name (or path, or link target) of these bytes. */
-export function bytesToName(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString(PATH_ENCODING);
-}
-
-/**
- * A binary-string path for humans (logs, messages): valid UTF-8 is shown as
- * text, other bytes (and control characters) as \xHH, as the reference
- * manifests escape them.
- */
-export function displayPath(p: string): string {
-  const b = Buffer.from(p, PATH_ENCODING);
-  let out = '';
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i]!;
-    const n = c < 0x20 || c === 0x7f ? 0 : c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    const seq = n > 0 && i + n <= b.length ? b.subarray(i, i + n) : undefined;
-    // A sequence is taken as text only if it decodes and re-encodes to the same bytes (no overlongs/surrogates).
-    const text = seq?.toString('utf8');
-    if (seq && text !== undefined && Buffer.from(text, 'utf8').equals(seq)) {
-      out += text;
-      i += n;
-    } else {
-      out += `\\x${c.toString(16).padStart(2, '0')}`;
-      i += 1;
-    }
-  }
-  return out;
-}
+/** FUSE_ROOT_ID: the kernel's node id for the mount's root. */
+export const FUSE_ROOT_ID = 1;
 
 /** tv_nsec values of utimensat(2). */
 export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;
-
 export const NS_PER_SEC = 1_000_000_000n;
 
 /** A time as seconds + nanoseconds (sec may be negative, 0 <= nsec < 1e9). */
 export interface Timespec { sec: number; nsec: number }
-
 /** A timestamp: nanoseconds since the epoch, or a Timespec. */
 export type FsTime = bigint | Timespec;
-
-/** What utimens receives for each of atime and mtime. */
-export type UtimeArg = bigint | 'now' | 'omit';
+/** What setattr receives for each of atime and mtime. */
+export type UtimeArg = Timespec | 'now';
 
 export interface Stat {
+  ino: number;
   mode: number;
   uid: number;
   gid: number;
-  size: number | bigint;
+  size: number;
   nlink: number;
-  /** Shown to users only with the `use_ino` option (libfuse numbers nodes otherwise). */
-  ino?: number | bigint;
-  dev?: number;
   rdev?: number;
   blksize?: number;
   /** 512-byte units. */
-  blocks?: number | bigint;
+  blocks?: number;
   atimeNs: FsTime;
   mtimeNs: FsTime;
   ctimeNs: FsTime;
 }
 
 export interface StatFs {
-  bsize: number;
-  frsize: number;
-  blocks: number | bigint;
-  bfree: number | bigint;
-  bavail: number | bigint;
-  files: number | bigint;
-  ffree: number | bigint;
-  favail: number | bigint;
-  fsid?: number;
-  flag?: number;
-  namemax: number;
+  bsize: number; frsize: number; blocks: number; bfree: number; bavail: number;
+  files: number; ffree: number; favail: number; fsid?: number; flag?: number; namemax: number;
 }
 
-export interface DirEntry { name: string; stat?: Stat }
+/** A lookup result: the kernel takes one reference (lookup count) on `ino`. */
+export interface Entry {
+  ino: number;
+  generation: number;
+  attr: Stat;
+  /** Seconds; default from MountOptions. */
+  attrTimeout?: number;
+  entryTimeout?: number;
+}
 
-/** Who made the request (from fuse_get_context()). */
-export interface RequestContext { uid: number; gid: number; pid: number; umask: number }
+/** What open/opendir/create answer besides the entry. */
+export interface Opened {
+  fh: number;
+  /** Keep the page cache across opens (FOPEN_KEEP_CACHE). */
+  keepCache?: boolean;
+  /** Bypass the page cache (FOPEN_DIRECT_IO). */
+  directIo?: boolean;
+  /** Directory contents may be cached by the kernel (FOPEN_CACHE_DIR). */
+  cacheReaddir?: boolean;
+  /** No FLUSH at close (FOPEN_NOFLUSH): for a filesystem whose flush has nothing to do. */
+  noFlush?: boolean;
+}
+
+/** One directory entry; `next` is the offset cookie of the entry after it. */
+export interface DirEntry {
+  name: Buffer;
+  ino: number;
+  mode: number;
+  next: number;
+  /** readdirplus only: the entry for the name (not for "." and ".."). */
+  entry?: Entry;
+}
+
+/** setattr changes: only the fields present change. */
+export interface SetattrIn {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: UtimeArg;
+  mtime?: UtimeArg;
+  /** The open file it came through (ftruncate, fchmod...), if any. */
+  fh?: number;
+}
+
+/** A POSIX byte-range lock (struct flock). */
+export interface PosixLock { type: number; whence: number; start: number; len: number; pid: number }
+
+/** Who made the request (fuse_req_ctx). */
+export interface RequestContext { uid: number; gid: number; pid: number }
+
+export interface ConnInfo { protoMajor: number; protoMinor: number; capable: number; want: number; maxWrite: number }
 
 type R<T> = Promise<T> | T;
 
 /**
- * Filesystem operations.  Paths are absolute within the mount ("/a/b").
- * Every path, name, link target and xattr name -- received or returned -- is
- * a binary string of the raw bytes (see PATH_ENCODING; use pathToBytes /
- * bytesToName).  Returned names that are not binary strings are rejected:
- * readdir drops such entries (and names that are empty or contain '/' or
- * NUL) and reports them to onOpError; readlink/listxattr fail with EIO.
- * File handles (fh) are whatever open/create/opendir returned (0 if nothing),
- * exact up to 2^53.  Offsets/sizes are numbers (exact up to 2^53).  Throw an
- * Ocfs2Error/PosixError (or anything with a Node `code`) to fail; it becomes
- * -errno via errnoOf.  Every operation also receives the request context.
+ * Filesystem operations, by node id.  Throw an Ocfs2Error/PosixError (or
+ * anything with a Node `code`) to fail with that errno.  Every operation
+ * whose reply is an Entry (lookup, mknod, mkdir, symlink, link, create, and
+ * readdirplus entries reported to `readdirplusAccepted`) hands the kernel one
+ * reference, which `forget` gives back.
  */
 export interface Operations {
-  init?(): R<void>;
-  /** Called once when the session ends (our unmount or an external one). */
+  init?(conn: ConnInfo): void;
+  /** Called once when the session has ended, after the last reply. */
   destroy?(): R<void>;
-  getattr(path: string, ctx: RequestContext): R<Stat>;
-  fgetattr?(path: string, fh: number, ctx: RequestContext): R<Stat>;
-  statfs?(path: string, ctx: RequestContext): R<StatFs>;
-  access?(path: string, mode: number, ctx: RequestContext): R<void>;
-  readdir?(path: string, fh: number, ctx: RequestContext): R<Array<string | DirEntry>>;
-  opendir?(path: string, flags: number, ctx: RequestContext): R<number | void>;
-  releasedir?(path: string, fh: number, ctx: RequestContext): R<void>;
-  fsyncdir?(path: string, datasync: boolean, fh: number, ctx: RequestContext): R<void>;
-  open?(path: string, flags: number, ctx: RequestContext): R<number | void>;
-  create?(path: string, mode: number, flags: number, ctx: RequestContext): R<number | void>;
-  /** Fill buf[0..length) from position; return the byte count (short = EOF). */
-  read?(path: string, fh: number, buf: Buffer, length: number, position: number, ctx: RequestContext): R<number>;
-  /** Write buf[0..length) at position; return the byte count. */
-  write?(path: string, fh: number, buf: Buffer, length: number, position: number, ctx: RequestContext): R<number>;
-  flush?(path: string, fh: number, ctx: RequestContext): R<void>;
-  fsync?(path: string, datasync: boolean, fh: number, ctx: RequestContext): R<void>;
-  release?(path: string, fh: number, ctx: RequestContext): R<void>;
-  truncate?(path: string, size: number, ctx: RequestContext): R<void>;
-  ftruncate?(path: string, fh: number, size: number, ctx: RequestContext): R<void>;
-  /** mode is FALLOC_FL_* (KEEP_SIZE = 1, PUNCH_HOLE = 2, ...). */
-  fallocate?(path: string, fh: number, mode: number, offset: number, length: number, ctx: RequestContext): R<void>;
-  utimens?(path: string, atime: UtimeArg, mtime: UtimeArg, ctx: RequestContext): R<void>;
-  /** null = leave unchanged (chown(2) with -1). */
-  chown?(path: string, uid: number | null, gid: number | null, ctx: RequestContext): R<void>;
-  chmod?(path: string, mode: number, ctx: RequestContext): R<void>;
-  mknod?(path: string, mode: number, rdev: number, ctx: RequestContext): R<void>;
-  readlink?(path: string, ctx: RequestContext): R<string>;
-  symlink?(target: string, linkPath: string, ctx: RequestContext): R<void>;
-  link?(existingPath: string, newPath: string, ctx: RequestContext): R<void>;
-  unlink?(path: string, ctx: RequestContext): R<void>;
-  mkdir?(path: string, mode: number, ctx: RequestContext): R<void>;
-  rmdir?(path: string, ctx: RequestContext): R<void>;
-  /** FUSE 2 has no rename flags: renameat2(RENAME_NOREPLACE/EXCHANGE) fails with EINVAL in the kernel. */
-  rename?(from: string, to: string, ctx: RequestContext): R<void>;
-  /** flags: XATTR_CREATE = 1, XATTR_REPLACE = 2 (Linux has no position). */
-  setxattr?(path: string, name: string, value: Buffer, flags: number, ctx: RequestContext): R<void>;
+  /** null: no such name (a negative entry, cached for negativeTimeout). */
+  lookup(parent: number, name: Buffer, ctx: RequestContext): R<Entry | null>;
+  forget?(ino: number, nlookup: number): void;
+  getattr(ino: number, fh: number | undefined, ctx: RequestContext): R<Stat>;
+  setattr?(ino: number, set: SetattrIn, ctx: RequestContext): R<Stat>;
+  readlink?(ino: number, ctx: RequestContext): R<Buffer>;
+  mknod?(parent: number, name: Buffer, mode: number, rdev: number, ctx: RequestContext): R<Entry>;
+  mkdir?(parent: number, name: Buffer, mode: number, ctx: RequestContext): R<Entry>;
+  unlink?(parent: number, name: Buffer, ctx: RequestContext): R<void>;
+  rmdir?(parent: number, name: Buffer, ctx: RequestContext): R<void>;
+  symlink?(target: Buffer, parent: number, name: Buffer, ctx: RequestContext): R<Entry>;
+  /** flags: RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2. */
+  rename?(parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number, ctx: RequestContext): R<void>;
+  link?(ino: number, newParent: number, newName: Buffer, ctx: RequestContext): R<Entry>;
+  open?(ino: number, flags: number, ctx: RequestContext): R<Opened>;
+  /** Up to size bytes at off (fewer = end of file). */
+  read?(ino: number, fh: number, size: number, off: number, ctx: RequestContext): R<Buffer>;
+  write?(ino: number, fh: number, data: Buffer, off: number, ctx: RequestContext): R<number>;
+  flush?(ino: number, fh: number, lockOwner: number, ctx: RequestContext): R<void>;
+  release?(ino: number, fh: number, flags: number, ctx: RequestContext): R<void>;
+  fsync?(ino: number, fh: number, datasync: boolean, ctx: RequestContext): R<void>;
+  opendir?(ino: number, flags: number, ctx: RequestContext): R<Opened>;
+  /**
+   * Entries after offset cookie `off` (0 = from the start): about what fits in
+   * `size` bytes (those that do not fit are asked for again from their offset).
+   */
+  readdir?(ino: number, fh: number, off: number, plus: boolean, size: number, ctx: RequestContext): R<DirEntry[]>;
+  /** The readdirplus entries the kernel took (each one lookup reference). */
+  readdirplusAccepted?(entries: DirEntry[]): void;
+  releasedir?(ino: number, fh: number, ctx: RequestContext): R<void>;
+  fsyncdir?(ino: number, fh: number, datasync: boolean, ctx: RequestContext): R<void>;
+  statfs?(ino: number, ctx: RequestContext): R<StatFs>;
+  /** flags: XATTR_CREATE = 1, XATTR_REPLACE = 2. */
+  setxattr?(ino: number, name: Buffer, value: Buffer, flags: number, ctx: RequestContext): R<void>;
   /** null = no such attribute (ENODATA). */
-  getxattr?(path: string, name: string, ctx: RequestContext): R<Buffer | null>;
-  listxattr?(path: string, ctx: RequestContext): R<string[]>;
-  removexattr?(path: string, name: string, ctx: RequestContext): R<void>;
+  getxattr?(ino: number, name: Buffer, ctx: RequestContext): R<Buffer | null>;
+  listxattr?(ino: number, ctx: RequestContext): R<Buffer[]>;
+  removexattr?(ino: number, name: Buffer, ctx: RequestContext): R<void>;
+  access?(ino: number, mask: number, ctx: RequestContext): R<void>;
+  create?(parent: number, name: Buffer, mode: number, flags: number, ctx: RequestContext): R<Entry & Opened>;
+  /** mode is FALLOC_FL_* (KEEP_SIZE = 1, PUNCH_HOLE = 2, ...). */
+  fallocate?(ino: number, fh: number, mode: number, off: number, len: number, ctx: RequestContext): R<void>;
+  /** SEEK_DATA (3) / SEEK_HOLE (4); the new offset, or ENXIO past the end. */
+  lseek?(ino: number, fh: number, off: number, whence: number, ctx: RequestContext): R<number>;
+  copyFileRange?(inoIn: number, fhIn: number, offIn: number, inoOut: number, fhOut: number, offOut: number, len: number, flags: number, ctx: RequestContext): R<number>;
+  /** flock(2) through FUSE_CAP_FLOCK_LOCKS: op is LOCK_SH/LOCK_EX/LOCK_UN, maybe | LOCK_NB. */
+  flock?(ino: number, fh: number, owner: number, op: number, ctx: RequestContext): R<void>;
+  /** F_GETLK: the first conflicting lock, or the lock with type F_UNLCK. */
+  getlk?(ino: number, fh: number, owner: number, lock: PosixLock, ctx: RequestContext): R<PosixLock>;
+  /** F_SETLK / F_SETLKW (sleep). */
+  setlk?(ino: number, fh: number, owner: number, lock: PosixLock, sleep: boolean, ctx: RequestContext): R<void>;
 }
 
 export interface MountOptions {
   /** Mount read-only (`ro`). */
   readOnly?: boolean;
-  /** Raw libfuse/kernel -o options, e.g. 'attr_timeout=0', 'use_ino', 'allow_other'. */
+  /** libfuse/kernel mount options, one per element (allow_other, default_permissions, fsname=...). */
   options?: string[];
   /** libfuse debug output on stderr. */
   debug?: boolean;
-  /** Fail an operation with ETIMEDOUT after this many ms; 0/undefined = never. */
-  opTimeoutMs?: number;
-  /** Request big writes (default true): big_writes,max_write=131072 unless options set max_write. */
-  bigWrites?: boolean;
+  /** Seconds the kernel may keep attributes / names / negative lookups (default 1 / 1 / 0). */
+  attrTimeout?: number;
+  entryTimeout?: number;
+  negativeTimeout?: number;
+  /** Largest write request (default MAX_WRITE). */
+  maxWrite?: number;
   /** Unmount and exit on SIGINT/SIGTERM (default true). */
   handleSignals?: boolean;
-  /**
-   * Called with any error an operation threw (e.g. for logging); the kernel
-   * gets -errnoOf(err).  path is a binary string (displayPath for humans).
-   */
-  onOpError?: (op: string, path: string, err: unknown) => void;
+  /** Called with any error an operation threw (e.g. for logging); the kernel gets -errnoOf(err). */
+  onOpError?: (op: string, ino: number, err: unknown) => void;
 }
 
-/** libfuse 2 / the kernel's FUSE protocol 7.x cap a request at 32 pages. */
-export const MAX_WRITE = 128 * 1024;
+/** 1 MiB: FUSE_MAX_MAX_PAGES (256) pages, what libfuse 3 and the kernel allow per request. */
+export const MAX_WRITE = 1 << 20;
 
-// ---- the untyped module, described once ----------------------------------
+// FUSE_CAP_* (fuse_common.h)
+const CAP_POSIX_LOCKS = 1 << 1;
+const CAP_FLOCK_LOCKS = 1 << 10;
+const CAP_AUTO_INVAL_DATA = 1 << 12;
+const CAP_READDIRPLUS = 1 << 13;
+const CAP_READDIRPLUS_AUTO = 1 << 14;
+const CAP_WRITEBACK_CACHE = 1 << 16;
+const CAP_PARALLEL_DIROPS = 1 << 18;
+const CAP_CACHE_SYMLINKS = 1 << 23;
+const CAP_EXPLICIT_INVAL_DATA = 1 << 25;
 
-type Cb0 = (err: number) => void;
-type Cb1<T> = (err: number, v?: T) => void;
+// setattr to_set bits (fuse_lowlevel.h FUSE_SET_ATTR_*)
+const SET_MODE = 1 << 0;
+const SET_UID = 1 << 1;
+const SET_GID = 1 << 2;
+const SET_SIZE = 1 << 3;
+const SET_ATIME = 1 << 4;
+const SET_MTIME = 1 << 5;
+const SET_ATIME_NOW = 1 << 7;
+const SET_MTIME_NOW = 1 << 8;
 
-interface RawStat {
-  mode: number; uid: number; gid: number; size: number | bigint; dev: number;
-  nlink: number; ino: number | bigint; rdev: number; blksize: number;
-  blocks: number | bigint; atime: FsTime; mtime: FsTime; ctime: FsTime;
-}
-interface RawTimespec { sec: number; nsec: number }
-interface RawOps {
-  init(cb: Cb0): void;
-  destroy(cb: Cb0): void;
-  getattr(p: string, cb: Cb1<RawStat>): void;
-  fgetattr?(p: string, fh: number, cb: Cb1<RawStat>): void;
-  statfs?(p: string, cb: Cb1<StatFs>): void;
-  access?(p: string, mode: number, cb: Cb0): void;
-  readdir?(p: string, fh: number, cb: (err: number, names?: string[], stats?: RawStat[]) => void): void;
-  opendir?(p: string, flags: number, cb: Cb1<number>): void;
-  releasedir?(p: string, fh: number, cb: Cb0): void;
-  fsyncdir?(p: string, datasync: number, fh: number, cb: Cb0): void;
-  open?(p: string, flags: number, cb: Cb1<number>): void;
-  create?(p: string, mode: number, flags: number, cb: Cb1<number>): void;
-  read?(p: string, fh: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void;
-  write?(p: string, fh: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void;
-  flush?(p: string, fh: number, cb: Cb0): void;
-  fsync?(p: string, datasync: number, fh: number, cb: Cb0): void;
-  release?(p: string, fh: number, cb: Cb0): void;
-  truncate?(p: string, size: number, cb: Cb0): void;
-  ftruncate?(p: string, fh: number, size: number, cb: Cb0): void;
-  fallocate?(p: string, fh: number, mode: number, offset: number, length: number, cb: Cb0): void;
-  utimens?(p: string, atime: RawTimespec, mtime: RawTimespec, cb: Cb0): void;
-  chown?(p: string, uid: number, gid: number, cb: Cb0): void;
-  chmod?(p: string, mode: number, cb: Cb0): void;
-  mknod?(p: string, mode: number, dev: number, cb: Cb0): void;
-  readlink?(p: string, cb: Cb1<string>): void;
-  symlink?(target: string, p: string, cb: Cb0): void;
-  link?(from: string, to: string, cb: Cb0): void;
-  unlink?(p: string, cb: Cb0): void;
-  mkdir?(p: string, mode: number, cb: Cb0): void;
-  rmdir?(p: string, cb: Cb0): void;
-  rename?(from: string, to: string, cb: Cb0): void;
-  setxattr?(p: string, name: string, value: Buffer, position: number, flags: number, cb: Cb0): void;
-  getxattr?(p: string, name: string, position: number, cb: (err: number, v?: Buffer | null) => void): void;
-  listxattr?(p: string, cb: Cb1<string[]>): void;
-  removexattr?(p: string, name: string, cb: Cb0): void;
-}
-interface RawOptions {
-  debug?: boolean;
-  force?: boolean;
-  mkdir?: boolean;
-  timeout?: number | false;
-  options?: string[];
-}
-interface RawFuse {
-  context: RequestContext;
-  mount(cb: (err: Error | null) => void): void;
-  unmount(cb: (err: Error | null) => void): void;
-}
-type RawFuseCtor = new (mnt: string, ops: RawOps, opts: RawOptions) => RawFuse;
+// Operation codes of src/native/fuse3ll.c.
+const OP = {
+  INIT: 1, END: 2, LOOKUP: 3, FORGET: 4, GETATTR: 5, SETATTR: 6, READLINK: 7, MKNOD: 8, MKDIR: 9, UNLINK: 10,
+  RMDIR: 11, SYMLINK: 12, RENAME: 13, LINK: 14, OPEN: 15, READ: 16, WRITE: 17, FLUSH: 18, RELEASE: 19, FSYNC: 20,
+  OPENDIR: 21, READDIR: 22, RELEASEDIR: 23, FSYNCDIR: 24, STATFS: 25, SETXATTR: 26, GETXATTR: 27, LISTXATTR: 28,
+  REMOVEXATTR: 29, ACCESS: 30, CREATE: 31, GETLK: 32, SETLK: 33, FLOCK: 34, FALLOCATE: 35, READDIRPLUS: 36,
+  LSEEK: 37, COPY_FILE_RANGE: 38,
+} as const;
+const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k.toLowerCase()]));
 
-let rawCtor: RawFuseCtor | undefined;
-function loadFuseNative(): RawFuseCtor {
-  if (!rawCtor) {
-    // Throws if the patched build is missing (index.js checks the patch level).
-    const m: unknown = require('fuse-native');
-    if (typeof m !== 'function') throw new Error('fuse-native did not export a constructor');
-    rawCtor = m as RawFuseCtor;
-  }
-  return rawCtor;
+const OPEN_DIRECT_IO = 1;
+const OPEN_KEEP_CACHE = 2;
+const OPEN_CACHE_READDIR = 4;
+const OPEN_NOFLUSH = 16;
+
+const ATTR_N = 15;
+const DIR_STRIDE = 6 + ATTR_N;
+const NOTIFY_INODE = 0;
+const NOTIFY_ENTRY = 1;
+const NOTIFY_DELETE = 2;
+
+const { ENOSYS, ENODATA, ERANGE, ENOTCONN } = osConstants.errno;
+
+// ---- the addon, described once ----------------------------------------------
+
+/** The addon's session handle (an external). */
+interface Session { readonly fuse3llSession: never }
+type Dispatch = (op: number, req: number, ino: number, a: number, b: number, c: number, d: number, e: number,
+  buf1: Buffer | undefined, buf2: Buffer | Float64Array | undefined, uid: number, gid: number, pid: number) => void;
+interface Addon {
+  mount(mountpoint: string, args: string[], dispatch: Dispatch, maxWrite: number, wantSet: number, wantClear: number): Session;
+  exit(s: Session): void;
+  close(s: Session): void;
+  ref(s: Session, on: boolean): void;
+  replyErr(req: number, errno: number): number;
+  replyNone(req: number): void;
+  replyEntry(req: number, attr: Float64Array | undefined, ino: number, gen: number, attrTimeout: number, entryTimeout: number): number;
+  replyCreate(req: number, attr: Float64Array, ino: number, gen: number, attrTimeout: number, entryTimeout: number, fh: number, flags: number): number;
+  replyAttr(req: number, attr: Float64Array, timeout: number): number;
+  replyReadlink(req: number, target: Buffer): number;
+  replyOpen(req: number, fh: number, flags: number): number;
+  replyWrite(req: number, count: number): number;
+  replyBuf(req: number, buf: Buffer, len: number): number;
+  replyStatfs(req: number, v: Float64Array): number;
+  replyXattr(req: number, size: number): number;
+  replyLock(req: number, type: number, whence: number, start: number, len: number, pid: number): number;
+  replyLseek(req: number, off: number): number;
+  replyDir(req: number, size: number, plus: boolean, names: Buffer[], nums: Float64Array): number;
+  notify(s: Session, kind: number, ino: number, parent: number, off: number, len: number, name: Buffer | undefined): Promise<number>;
+}
+
+let addon: Addon | undefined;
+function fuse3ll(): Addon {
+  addon ??= loadAddon<Addon>('fuse3ll');
+  return addon;
 }
 
 // ---- conversions ------------------------------------------------------------
@@ -304,21 +297,27 @@ export function toTimespec(ns: bigint): Timespec {
   return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-function utimeArg(t: RawTimespec): UtimeArg {
-  if (t.nsec === UTIME_NOW) return 'now';
-  if (t.nsec === UTIME_OMIT) return 'omit';
-  return BigInt(t.sec) * NS_PER_SEC + BigInt(t.nsec);
+function putTime(a: Float64Array, i: number, t: FsTime): void {
+  const ts = typeof t === 'bigint' ? toTimespec(t) : t;
+  a[i] = ts.sec;
+  a[i + 1] = ts.nsec;
 }
 
-function rawStat(s: Stat): RawStat {
-  return {
-    mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: s.dev ?? 0,
-    nlink: s.nlink, ino: s.ino ?? 0, rdev: s.rdev ?? 0, blksize: s.blksize ?? 4096,
-    blocks: s.blocks ?? 0, atime: s.atimeNs, mtime: s.mtimeNs, ctime: s.ctimeNs,
-  };
+function putAttr(a: Float64Array, at: number, s: Stat): void {
+  a[at] = s.ino; a[at + 1] = s.mode; a[at + 2] = s.nlink; a[at + 3] = s.uid; a[at + 4] = s.gid;
+  a[at + 5] = s.rdev ?? 0; a[at + 6] = s.size; a[at + 7] = s.blocks ?? 0; a[at + 8] = s.blksize ?? 4096;
+  putTime(a, at + 9, s.atimeNs); putTime(a, at + 11, s.mtimeNs); putTime(a, at + 13, s.ctimeNs);
 }
 
-const NO_ID = 0xffffffff;
+function attrArray(s: Stat): Float64Array {
+  const a = new Float64Array(ATTR_N);
+  putAttr(a, 0, s);
+  return a;
+}
+
+function openFlags(o: Opened): number {
+  return (o.directIo ? OPEN_DIRECT_IO : 0) | (o.keepCache ? OPEN_KEEP_CACHE : 0) | (o.cacheReaddir ? OPEN_CACHE_READDIR : 0) | (o.noFlush ? OPEN_NOFLUSH : 0);
+}
 
 // ---- the mount --------------------------------------------------------------
 
@@ -326,18 +325,13 @@ const activeMounts = new Set<FuseMount>();
 let signalsInstalled = false;
 let shuttingDown = false;
 
-function onTerminationSignal(signal: NodeJS.Signals): void {
-  if (shuttingDown) {
-    // Second signal: give up waiting.
-    process.exit(1);
-  }
+function onTerminationSignal(): void {
+  if (shuttingDown) process.exit(1); // second signal: give up waiting
   shuttingDown = true;
   const mounts = [...activeMounts].filter((m) => m.handleSignals);
   Promise.allSettled(mounts.map((m) => m.unmount())).then((results) => {
-    const failed = results.some((r) => r.status === 'rejected');
-    if (failed) process.stderr.write(`fuse: unmount after ${signal} failed\n`);
-    process.exit(failed ? 1 : 0);
-  });
+    process.exit(results.some((r) => r.status === 'rejected') ? 1 : 0);
+  }, () => process.exit(1));
 }
 
 function installSignalHandlers(): void {
@@ -357,57 +351,111 @@ function uninstallSignalHandlersIfIdle(): void {
 export interface UnmountedEvent { external: boolean }
 
 /**
+ * Options this module interprets itself (libfuse 3's low-level session rejects them):
+ * cache timeouts in seconds, max_write, and libfuse 2's use_ino, kernel_cache,
+ * big_writes, auto_cache, readdir_ino, which are what this front end does anyway.
+ */
+export const FUSE_OWN_OPTIONS = ['attr_timeout', 'entry_timeout', 'negative_timeout', 'max_write', 'use_ino', 'kernel_cache', 'big_writes', 'auto_cache', 'readdir_ino'];
+const OWN = new Set(FUSE_OWN_OPTIONS);
+
+/**
  * One FUSE mount.  Events: 'unmounted' (UnmountedEvent) once the session has
- * ended, whether by unmount() or from outside (fusermount -u, umount).
+ * ended and destroy has run.
  */
 export class FuseMount extends EventEmitter {
+  private state: 'idle' | 'mounting' | 'mounted' | 'unmounting' | 'unmounted' = 'idle';
+  private session: Session | undefined;
+  private ops!: Operations;
+  private opts: MountOptions = {};
   mountpoint = '';
   handleSignals = true;
-  private raw: RawFuse | undefined;
-  private state: 'idle' | 'mounting' | 'mounted' | 'unmounting' | 'unmounted' = 'idle';
-  private unmounting: Promise<void> | undefined;
-  private destroyed!: Promise<void>;
-  private markDestroyed!: () => void;
+  private attrTimeout = 1;
+  private entryTimeout = 1;
+  private negativeTimeout = 0;
+  private outstanding = 0;
+  private drained: (() => void) | undefined;
+  private unmountRequested = false;
+  private ended: Promise<void> | undefined;
+  private notifyChain: Promise<unknown> = Promise.resolve();
+  private initDone: ((c: ConnInfo) => void) | undefined;
+  /** What INIT negotiated. */
+  conn: ConnInfo | undefined;
+  /** The kernel's number for this connection (/sys/fs/fuse/connections/N). */
+  private connection: number | undefined;
 
-  get mounted(): boolean { return this.state === 'mounted' || this.state === 'unmounting'; }
+  get isMounted(): boolean { return this.state === 'mounted' || this.state === 'unmounting'; }
 
   /** Mounts ops at mountpoint; resolves once the kernel has completed INIT. */
   async mount(mountpoint: string, ops: Operations, opts: MountOptions = {}): Promise<void> {
     if (this.state !== 'idle') throw new Error(`FuseMount: already ${this.state}`);
-    const options = buildOptions(opts);
-    const Ctor = loadFuseNative();
-    this.state = 'mounting';
+    const user = opts.options ?? [];
+    for (const o of user) {
+      if (!o || /[,\s]/.test(o)) throw new Error(`FuseMount: invalid option ${JSON.stringify(o)} (one option per element)`);
+    }
+    let maxWrite = opts.maxWrite ?? MAX_WRITE;
+    this.attrTimeout = opts.attrTimeout ?? 1;
+    this.entryTimeout = opts.entryTimeout ?? 1;
+    this.negativeTimeout = opts.negativeTimeout ?? 0;
+    const passed: string[] = [];
+    for (const o of user) {
+      const [k, v] = o.split('=', 2) as [string, string | undefined];
+      if (!OWN.has(k)) { passed.push(o); continue; }
+      const n = Number(v);
+      if (k === 'attr_timeout') this.attrTimeout = n;
+      else if (k === 'entry_timeout') this.entryTimeout = n;
+      else if (k === 'negative_timeout') this.negativeTimeout = n;
+      else if (k === 'max_write') maxWrite = Math.min(MAX_WRITE, n);
+      // use_ino, kernel_cache, big_writes...: libfuse 2 options; inode numbers, keep_cache and big writes are the default here.
+    }
+    if (opts.readOnly) passed.unshift('ro');
+    const args = ['ocfs2-fuse'];
+    if (passed.length) args.push('-o', passed.join(','));
+    if (opts.debug) args.push('-d');
+    const a = fuse3ll();
+    this.ops = ops;
+    this.opts = opts;
     this.mountpoint = path.resolve(mountpoint);
     this.handleSignals = opts.handleSignals ?? true;
-    this.destroyed = new Promise<void>((resolve) => { this.markDestroyed = resolve; });
-
-    const raw = new Ctor(this.mountpoint, this.rawOps(ops, opts), {
-      debug: opts.debug ?? false,
-      force: true, // clear a stale (ENOTCONN) mount left by a crashed server
-      timeout: opts.opTimeoutMs && opts.opTimeoutMs > 0 ? opts.opTimeoutMs : false,
-      options,
-    });
-    this.raw = raw;
+    this.state = 'mounting';
+    let wantSet = CAP_READDIRPLUS | CAP_READDIRPLUS_AUTO | CAP_PARALLEL_DIROPS | CAP_CACHE_SYMLINKS | CAP_EXPLICIT_INVAL_DATA;
+    if (ops.flock) wantSet |= CAP_FLOCK_LOCKS;
+    if (ops.setlk) wantSet |= CAP_POSIX_LOCKS;
+    // Page-cache invalidation is ours (invalidateInode), not the kernel's guess from mtime/size;
+    // no writeback cache: a write must reach the journal's ordering, not linger in the kernel.
+    let wantClear = CAP_AUTO_INVAL_DATA | CAP_WRITEBACK_CACHE;
+    if (!ops.flock) wantClear |= CAP_FLOCK_LOCKS;
+    if (!ops.setlk) wantClear |= CAP_POSIX_LOCKS;
+    const inited = new Promise<ConnInfo>((resolve) => { this.initDone = resolve; });
     try {
-      await new Promise<void>((resolve, reject) => raw.mount((err) => (err ? reject(err) : resolve())));
+      this.session = a.mount(this.mountpoint, args, this.dispatch, maxWrite, wantSet, wantClear);
     } catch (err) {
       this.state = 'idle';
-      this.raw = undefined;
       throw err;
     }
     this.state = 'mounted';
+    // The kernel's connection number is the minor of the mount's st_dev (fs/fuse/control.c), read from
+    // mountinfo: a stat of the mount point would be a request to ourselves, which this thread must answer.
+    this.connection = mountMinor(this.mountpoint);
     activeMounts.add(this);
     if (this.handleSignals) installSignalHandlers();
+    // INIT comes with the first request; a mount that never gets one still counts as mounted.
+    await Promise.race([inited, new Promise((r) => setTimeout(r, 2000).unref())]);
   }
 
-  /** Unmounts (lazily, like fusermount -u -z) and waits for destroy (at most 10 s). */
+  /** Unmounts (lazily, like fusermount3 -u -z) and waits for the session to end. */
   unmount(): Promise<void> {
     if (this.state === 'unmounted' || this.state === 'idle') return Promise.resolve();
-    if (!this.unmounting) {
-      this.state = 'unmounting';
-      this.unmounting = this.doUnmount(false);
+    this.state = 'unmounting';
+    if (!this.unmountRequested) {
+      this.unmountRequested = true;
+      void forceUnmount(this.mountpoint).catch(() => {
+        // Not mounted here any more (detached earlier, still held open elsewhere) or fusermount3
+        // failed: end our connection, so that the session loop returns and nothing stays behind.
+        if (this.session) fuse3ll().exit(this.session);
+        this.abort();
+      });
     }
-    return this.unmounting;
+    return this.waitUnmounted();
   }
 
   /** Resolves when the session has ended (by unmount() or from outside). */
@@ -415,293 +463,372 @@ export class FuseMount extends EventEmitter {
     return this.state === 'unmounted' ? Promise.resolve() : new Promise((resolve) => this.once('unmounted', () => resolve()));
   }
 
-  private async doUnmount(external: boolean): Promise<void> {
-    const raw = this.raw;
-    if (raw) {
-      await new Promise<void>((resolve, reject) => raw.unmount((err) => (err ? reject(err) : resolve())));
+  /**
+   * Abort our kernel connection (/sys/fs/fuse/connections/N/abort): every
+   * pending and future request fails, the session loop returns.  For a mount
+   * that cannot be unmounted any other way (or a fenced node).
+   */
+  abort(): void {
+    if (this.connection === undefined || !this.isMounted) return;
+    try { fs.writeFileSync(`/sys/fs/fuse/connections/${this.connection}/abort`, '1'); } catch { /* already gone */ }
+  }
+
+  /** Stop the session loop (fuse_session_exit); it returns at the next request. */
+  exit(): void {
+    if (this.session && this.isMounted) fuse3ll().exit(this.session);
+  }
+
+  /**
+   * Drop the kernel's cached pages [off, off+len) (len 0: to the end) and
+   * attributes of `ino`; off < 0: attributes only.  Resolves with 0 or
+   * -errno (-ENOENT: the kernel had nothing cached).
+   */
+  invalidateInode(ino: number, off = 0, len = 0): Promise<number> {
+    return this.notify(NOTIFY_INODE, ino, 0, off, len, undefined);
+  }
+
+  /** Drop the kernel's dentry parent/name and the parent's attributes. */
+  invalidateEntry(parent: number, name: Buffer): Promise<number> {
+    return this.notify(NOTIFY_ENTRY, 0, parent, 0, 0, name);
+  }
+
+  /** As invalidateEntry, and tells inotify watchers that `ino` was deleted. */
+  notifyDelete(parent: number, ino: number, name: Buffer): Promise<number> {
+    return this.notify(NOTIFY_DELETE, ino, parent, 0, 0, name);
+  }
+
+  private notify(kind: number, ino: number, parent: number, off: number, len: number, name: Buffer | undefined): Promise<number> {
+    const s = this.session;
+    if (!s || this.state !== 'mounted') return Promise.resolve(-ENOTCONN);
+    // One after another: each after the replies and notifications before it.
+    const p = this.notifyChain.then(() => fuse3ll().notify(s, kind, ino, parent, off, len, name));
+    this.notifyChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private fail(op: string, ino: number, err: unknown): number {
+    if (this.opts.onOpError) {
+      try { this.opts.onOpError(op, ino, err); } catch { /* logging must not break replies */ }
     }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.destroyed,
-      new Promise<void>((resolve) => { timer = setTimeout(resolve, 10_000); }),
-    ]);
-    if (timer) clearTimeout(timer);
-    this.finish(external);
+    const e = errnoOf(err);
+    return e > 0 ? e : 5;
   }
 
-  private finish(external: boolean): void {
-    if (this.state === 'unmounted') return;
-    this.state = 'unmounted';
-    activeMounts.delete(this);
-    uninstallSignalHandlersIfIdle();
-    this.emit('unmounted', { external } satisfies UnmountedEvent);
+  private done(): void {
+    if (--this.outstanding === 0 && this.drained) this.drained();
   }
 
-  /** destroy from libfuse: the session is over.  If we did not ask, clean up. */
-  private onDestroy(): void {
-    this.markDestroyed();
-    if (this.state === 'mounted') {
-      this.state = 'unmounting';
-      // Releases the native handles so the process may exit; fusermount's
-      // failure on the now-unmounted path is ignored by the patched index.js.
-      this.unmounting = this.doUnmount(true).catch(() => this.finish(true));
-    }
-  }
-
-  private rawOps(ops: Operations, opts: MountOptions): RawOps {
-    const self = this;
-    const ctxOf = (): RequestContext => {
-      const c = this.raw?.context;
-      return c ? { uid: c.uid, gid: c.gid, pid: c.pid, umask: c.umask } : { uid: 0, gid: 0, pid: 0, umask: 0 };
+  /** Runs fn; on success reply(v), on a throw replyErr(errno).  Exactly one reply. */
+  private run<T>(op: number, req: number, ino: number, fn: () => R<T>, reply: (v: T) => void): void {
+    const a = addon!;
+    this.outstanding++;
+    const onErr = (err: unknown): void => { a.replyErr(req, this.fail(OP_NAMES[op] ?? String(op), ino, err)); this.done(); };
+    const onOk = (v: T): void => {
+      try { reply(v); } catch (err) { onErr(err); return; }
+      this.done();
     };
-    const fail = (op: string, p: string, err: unknown): number => {
-      if (opts.onOpError) {
-        try { opts.onOpError(op, p, err); } catch { /* logging must not break replies */ }
-      }
-      const e = errnoOf(err);
-      return -(e > 0 ? e : 5);
-    };
-    /** Runs fn and replies once: reply(0, value) or reply(-errno). */
-    function run<T>(op: string, p: string, fn: () => R<T>, reply: (err: number, v?: T) => void): void {
-      let result: R<T>;
-      try {
-        result = fn();
-      } catch (err) {
-        reply(fail(op, p, err));
+    let r: R<T>;
+    try { r = fn(); } catch (err) { onErr(err); return; }
+    if (r instanceof Promise) r.then(onOk, onErr); else onOk(r);
+  }
+
+  private entryReply(req: number, e: Entry | null): void {
+    const a = addon!;
+    if (!e) { a.replyEntry(req, undefined, 0, 0, 0, this.negativeTimeout); return; }
+    a.replyEntry(req, attrArray(e.attr), e.ino, e.generation, e.attrTimeout ?? this.attrTimeout, e.entryTimeout ?? this.entryTimeout);
+  }
+
+  private readonly dispatch: Dispatch = (op, req, ino, a1, b, c, d, e, buf1, buf2, uid, gid, pid) => {
+    const a = addon!;
+    const ops = this.ops;
+    const ctx: RequestContext = { uid, gid, pid };
+    const nosys = (): void => { this.outstanding++; a.replyErr(req, ENOSYS); this.done(); };
+    const ok = (): void => { a.replyErr(req, 0); };
+    switch (op) {
+      case OP.INIT: {
+        this.conn = { protoMajor: a1, protoMinor: b, capable: c, want: d, maxWrite: e };
+        ops.init?.(this.conn);
+        this.initDone?.(this.conn);
         return;
       }
-      Promise.resolve(result).then((v) => reply(0, v), (err: unknown) => reply(fail(op, p, err)));
-    }
-    /** For read/write-style replies, where the reply is a count or -errno. */
-    function runCount(op: string, p: string, fn: () => R<number>, reply: (n: number) => void): void {
-      run(op, p, fn, (err, n) => reply(err < 0 ? err : Math.max(0, Math.trunc(n ?? 0))));
-    }
-
-    const raw: RawOps = {
-      init(cb) {
-        run('init', '/', () => ops.init?.(), (err) => cb(err));
-      },
-      destroy(cb) {
-        run('destroy', '/', () => ops.destroy?.(), (err) => {
-          cb(err);
-          self.onDestroy();
+      case OP.END: { void this.onEnd(); return; }
+      case OP.FORGET: { ops.forget?.(ino, a1); return; }
+      case OP.LOOKUP:
+        this.run(op, req, ino, () => ops.lookup(ino, buf1!, ctx), (en) => this.entryReply(req, en));
+        return;
+      case OP.GETATTR:
+        this.run(op, req, ino, () => ops.getattr(ino, a1 < 0 ? undefined : a1, ctx), (st) => a.replyAttr(req, attrArray(st), this.attrTimeout));
+        return;
+      case OP.SETATTR: {
+        if (!ops.setattr) return nosys();
+        const n = buf2 as Float64Array;
+        const set = n[0]!;
+        const s: SetattrIn = {};
+        if (set & SET_MODE) s.mode = n[1]!;
+        if (set & SET_UID) s.uid = n[2]!;
+        if (set & SET_GID) s.gid = n[3]!;
+        if (set & SET_SIZE) s.size = n[4]!;
+        if (set & SET_ATIME_NOW) s.atime = 'now'; else if (set & SET_ATIME) s.atime = { sec: n[5]!, nsec: n[6]! };
+        if (set & SET_MTIME_NOW) s.mtime = 'now'; else if (set & SET_MTIME) s.mtime = { sec: n[7]!, nsec: n[8]! };
+        if (n[9]! >= 0) s.fh = n[9]!;
+        const f = ops.setattr.bind(ops);
+        this.run(op, req, ino, () => f(ino, s, ctx), (st) => a.replyAttr(req, attrArray(st), this.attrTimeout));
+        return;
+      }
+      case OP.READLINK: {
+        if (!ops.readlink) return nosys();
+        const f = ops.readlink.bind(ops);
+        this.run(op, req, ino, () => f(ino, ctx), (t) => a.replyReadlink(req, t));
+        return;
+      }
+      case OP.MKNOD: {
+        if (!ops.mknod) return nosys();
+        const f = ops.mknod.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, a1, b, ctx), (en) => this.entryReply(req, en));
+        return;
+      }
+      case OP.MKDIR: {
+        if (!ops.mkdir) return nosys();
+        const f = ops.mkdir.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, a1, ctx), (en) => this.entryReply(req, en));
+        return;
+      }
+      case OP.UNLINK: {
+        if (!ops.unlink) return nosys();
+        const f = ops.unlink.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, ctx), ok);
+        return;
+      }
+      case OP.RMDIR: {
+        if (!ops.rmdir) return nosys();
+        const f = ops.rmdir.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, ctx), ok);
+        return;
+      }
+      case OP.SYMLINK: {
+        if (!ops.symlink) return nosys();
+        const f = ops.symlink.bind(ops);
+        this.run(op, req, ino, () => f(buf2 as Buffer, ino, buf1!, ctx), (en) => this.entryReply(req, en));
+        return;
+      }
+      case OP.RENAME: {
+        if (!ops.rename) return nosys();
+        const f = ops.rename.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, a1, buf2 as Buffer, b, ctx), ok);
+        return;
+      }
+      case OP.LINK: {
+        if (!ops.link) return nosys();
+        const f = ops.link.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, buf1!, ctx), (en) => this.entryReply(req, en));
+        return;
+      }
+      case OP.OPEN: {
+        if (!ops.open) { this.outstanding++; a.replyOpen(req, 0, 0); this.done(); return; }
+        const f = ops.open.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, ctx), (o) => a.replyOpen(req, o.fh, openFlags(o)));
+        return;
+      }
+      case OP.READ: {
+        if (!ops.read) return nosys();
+        const f = ops.read.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, b, c, ctx), (buf) => a.replyBuf(req, buf, Math.min(buf.length, b)));
+        return;
+      }
+      case OP.WRITE: {
+        if (!ops.write) return nosys();
+        const f = ops.write.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, buf1!, c, ctx), (n) => a.replyWrite(req, n));
+        return;
+      }
+      case OP.FLUSH: {
+        const f = ops.flush?.bind(ops);
+        this.run(op, req, ino, () => f?.(ino, a1, b, ctx), ok);
+        return;
+      }
+      case OP.RELEASE: {
+        const f = ops.release?.bind(ops);
+        this.run(op, req, ino, () => f?.(ino, a1, b, ctx), ok);
+        return;
+      }
+      case OP.FSYNC: {
+        const f = ops.fsync?.bind(ops);
+        this.run(op, req, ino, () => f?.(ino, a1, b !== 0, ctx), ok);
+        return;
+      }
+      case OP.OPENDIR: {
+        if (!ops.opendir) { this.outstanding++; a.replyOpen(req, 0, 0); this.done(); return; }
+        const f = ops.opendir.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, ctx), (o) => a.replyOpen(req, o.fh, openFlags(o)));
+        return;
+      }
+      case OP.READDIR:
+      case OP.READDIRPLUS: {
+        if (!ops.readdir) return nosys();
+        const plus = op === OP.READDIRPLUS;
+        const f = ops.readdir.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, c, plus, b, ctx), (list) => this.replyDir(req, b, plus, list));
+        return;
+      }
+      case OP.RELEASEDIR: {
+        const f = ops.releasedir?.bind(ops);
+        this.run(op, req, ino, () => f?.(ino, a1, ctx), ok);
+        return;
+      }
+      case OP.FSYNCDIR: {
+        const f = ops.fsyncdir?.bind(ops);
+        this.run(op, req, ino, () => f?.(ino, a1, b !== 0, ctx), ok);
+        return;
+      }
+      case OP.STATFS: {
+        if (!ops.statfs) return nosys();
+        const f = ops.statfs.bind(ops);
+        this.run(op, req, ino, () => f(ino, ctx), (s) => a.replyStatfs(req, Float64Array.of(
+          s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.fsid ?? 0, s.flag ?? 0, s.namemax)));
+        return;
+      }
+      case OP.SETXATTR: {
+        if (!ops.setxattr) return nosys();
+        const f = ops.setxattr.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, buf2 as Buffer, a1, ctx), ok);
+        return;
+      }
+      case OP.GETXATTR: {
+        if (!ops.getxattr) return nosys();
+        const f = ops.getxattr.bind(ops);
+        const size = a1;
+        this.run(op, req, ino, () => f(ino, buf1!, ctx), (v) => {
+          if (v === null) a.replyErr(req, ENODATA);
+          else if (size === 0) a.replyXattr(req, v.length);
+          else if (v.length > size) a.replyErr(req, ERANGE);
+          else a.replyBuf(req, v, v.length);
         });
-      },
-      getattr(p, cb) {
-        const ctx = ctxOf();
-        run('getattr', p, () => ops.getattr(p, ctx), (err, st) => (err || !st ? cb(err || -5) : cb(0, rawStat(st))));
-      },
-    };
-    if (ops.fgetattr) {
-      const f = ops.fgetattr.bind(ops);
-      raw.fgetattr = (p, fh, cb) => {
-        const ctx = ctxOf();
-        run('fgetattr', p, () => f(p, fh, ctx), (err, st) => (err || !st ? cb(err || -5) : cb(0, rawStat(st))));
-      };
-    }
-    if (ops.statfs) {
-      const f = ops.statfs.bind(ops);
-      raw.statfs = (p, cb) => { const ctx = ctxOf(); run('statfs', p, () => f(p, ctx), cb); };
-    }
-    if (ops.access) {
-      const f = ops.access.bind(ops);
-      raw.access = (p, mode, cb) => { const ctx = ctxOf(); run('access', p, () => f(p, mode, ctx), (e) => cb(e)); };
-    }
-    if (ops.readdir) {
-      const f = ops.readdir.bind(ops);
-      raw.readdir = (p, fh, cb) => {
-        const ctx = ctxOf();
-        run('readdir', p, () => f(p, fh, ctx), (err, entries) => {
-          if (err || !entries) { cb(err || -5); return; }
-          const names: string[] = [];
-          const stats: RawStat[] = [];
-          for (const e of entries) {
-            const name = typeof e === 'string' ? e : e.name;
-            const bad = badName(name);
-            if (bad) {
-              // One unusable name must not hide the rest of the directory.
-              fail('readdir', p, new Ocfs2Error(`readdir ${displayPath(p)}: entry dropped: ${bad}`));
-              continue;
-            }
-            names.push(name);
-            if (typeof e !== 'string' && e.stat) stats.push(rawStat(e.stat));
-          }
-          // fuse-native uses the stats only when there is one per name.
-          cb(0, names, stats.length === names.length ? stats : []);
+        return;
+      }
+      case OP.LISTXATTR: {
+        if (!ops.listxattr) return nosys();
+        const f = ops.listxattr.bind(ops);
+        const size = a1;
+        this.run(op, req, ino, () => f(ino, ctx), (names) => {
+          const list = Buffer.concat(names.flatMap((n) => [n, Buffer.alloc(1)]));
+          if (size === 0) a.replyXattr(req, list.length);
+          else if (list.length > size) a.replyErr(req, ERANGE);
+          else a.replyBuf(req, list, list.length);
         });
-      };
+        return;
+      }
+      case OP.REMOVEXATTR: {
+        if (!ops.removexattr) return nosys();
+        const f = ops.removexattr.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, ctx), ok);
+        return;
+      }
+      case OP.ACCESS: {
+        const f = ops.access?.bind(ops);
+        this.run(op, req, ino, () => f?.(ino, a1, ctx), ok);
+        return;
+      }
+      case OP.CREATE: {
+        if (!ops.create) return nosys();
+        const f = ops.create.bind(ops);
+        this.run(op, req, ino, () => f(ino, buf1!, a1, b, ctx), (en) => a.replyCreate(req, attrArray(en.attr), en.ino, en.generation,
+          en.attrTimeout ?? this.attrTimeout, en.entryTimeout ?? this.entryTimeout, en.fh, openFlags(en)));
+        return;
+      }
+      case OP.GETLK:
+      case OP.SETLK: {
+        const n = buf2 as Float64Array;
+        const lock: PosixLock = { type: n[2]!, whence: n[3]!, start: n[4]!, len: n[5]!, pid: n[6]! };
+        if (op === OP.GETLK) {
+          if (!ops.getlk) return nosys();
+          const f = ops.getlk.bind(ops);
+          this.run(op, req, ino, () => f(ino, n[0]!, n[1]!, lock, ctx), (l) => a.replyLock(req, l.type, l.whence, l.start, l.len, l.pid));
+        } else {
+          if (!ops.setlk) return nosys();
+          const f = ops.setlk.bind(ops);
+          this.run(op, req, ino, () => f(ino, n[0]!, n[1]!, lock, n[7] !== 0, ctx), ok);
+        }
+        return;
+      }
+      case OP.FLOCK: {
+        if (!ops.flock) return nosys();
+        const f = ops.flock.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, b, c, ctx), ok);
+        return;
+      }
+      case OP.FALLOCATE: {
+        if (!ops.fallocate) return nosys();
+        const f = ops.fallocate.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, b, c, d, ctx), ok);
+        return;
+      }
+      case OP.LSEEK: {
+        if (!ops.lseek) return nosys();
+        const f = ops.lseek.bind(ops);
+        this.run(op, req, ino, () => f(ino, a1, b, c, ctx), (off) => a.replyLseek(req, off));
+        return;
+      }
+      case OP.COPY_FILE_RANGE: {
+        if (!ops.copyFileRange) return nosys();
+        const f = ops.copyFileRange.bind(ops);
+        const n = buf2 as Float64Array;
+        this.run(op, req, ino, () => f(ino, n[0]!, n[1]!, n[2]!, n[3]!, n[4]!, n[5]!, n[6]!, ctx), (cnt) => a.replyWrite(req, cnt));
+        return;
+      }
+      default:
+        if (req) nosys();
     }
-    if (ops.opendir) {
-      const f = ops.opendir.bind(ops);
-      raw.opendir = (p, flags, cb) => { const ctx = ctxOf(); run('opendir', p, () => f(p, flags, ctx), (e, fh) => cb(e, fh ?? 0)); };
-    }
-    if (ops.releasedir) {
-      const f = ops.releasedir.bind(ops);
-      raw.releasedir = (p, fh, cb) => { const ctx = ctxOf(); run('releasedir', p, () => f(p, fh, ctx), (e) => cb(e)); };
-    }
-    if (ops.fsyncdir) {
-      const f = ops.fsyncdir.bind(ops);
-      raw.fsyncdir = (p, ds, fh, cb) => { const ctx = ctxOf(); run('fsyncdir', p, () => f(p, ds !== 0, fh, ctx), (e) => cb(e)); };
-    }
-    if (ops.open) {
-      const f = ops.open.bind(ops);
-      raw.open = (p, flags, cb) => { const ctx = ctxOf(); run('open', p, () => f(p, flags, ctx), (e, fh) => cb(e, fh ?? 0)); };
-    }
-    if (ops.create) {
-      const f = ops.create.bind(ops);
-      raw.create = (p, mode, flags, cb) => { const ctx = ctxOf(); run('create', p, () => f(p, mode, flags, ctx), (e, fh) => cb(e, fh ?? 0)); };
-    }
-    if (ops.read) {
-      const f = ops.read.bind(ops);
-      raw.read = (p, fh, buf, len, pos, cb) => { const ctx = ctxOf(); runCount('read', p, () => f(p, fh, buf, len, pos, ctx), cb); };
-    }
-    if (ops.write) {
-      const f = ops.write.bind(ops);
-      raw.write = (p, fh, buf, len, pos, cb) => { const ctx = ctxOf(); runCount('write', p, () => f(p, fh, buf, len, pos, ctx), cb); };
-    }
-    if (ops.flush) {
-      const f = ops.flush.bind(ops);
-      raw.flush = (p, fh, cb) => { const ctx = ctxOf(); run('flush', p, () => f(p, fh, ctx), (e) => cb(e)); };
-    }
-    if (ops.fsync) {
-      const f = ops.fsync.bind(ops);
-      raw.fsync = (p, ds, fh, cb) => { const ctx = ctxOf(); run('fsync', p, () => f(p, ds !== 0, fh, ctx), (e) => cb(e)); };
-    }
-    if (ops.release) {
-      const f = ops.release.bind(ops);
-      raw.release = (p, fh, cb) => { const ctx = ctxOf(); run('release', p, () => f(p, fh, ctx), (e) => cb(e)); };
-    }
-    if (ops.truncate) {
-      const f = ops.truncate.bind(ops);
-      raw.truncate = (p, size, cb) => { const ctx = ctxOf(); run('truncate', p, () => f(p, size, ctx), (e) => cb(e)); };
-    }
-    if (ops.ftruncate) {
-      const f = ops.ftruncate.bind(ops);
-      raw.ftruncate = (p, fh, size, cb) => { const ctx = ctxOf(); run('ftruncate', p, () => f(p, fh, size, ctx), (e) => cb(e)); };
-    }
-    if (ops.fallocate) {
-      const f = ops.fallocate.bind(ops);
-      raw.fallocate = (p, fh, mode, off, len, cb) => { const ctx = ctxOf(); run('fallocate', p, () => f(p, fh, mode, off, len, ctx), (e) => cb(e)); };
-    }
-    if (ops.utimens) {
-      const f = ops.utimens.bind(ops);
-      raw.utimens = (p, at, mt, cb) => { const ctx = ctxOf(); run('utimens', p, () => f(p, utimeArg(at), utimeArg(mt), ctx), (e) => cb(e)); };
-    }
-    if (ops.chown) {
-      const f = ops.chown.bind(ops);
-      raw.chown = (p, uid, gid, cb) => {
-        const ctx = ctxOf();
-        run('chown', p, () => f(p, uid === NO_ID ? null : uid, gid === NO_ID ? null : gid, ctx), (e) => cb(e));
-      };
-    }
-    if (ops.chmod) {
-      const f = ops.chmod.bind(ops);
-      raw.chmod = (p, mode, cb) => { const ctx = ctxOf(); run('chmod', p, () => f(p, mode, ctx), (e) => cb(e)); };
-    }
-    if (ops.mknod) {
-      const f = ops.mknod.bind(ops);
-      raw.mknod = (p, mode, dev, cb) => { const ctx = ctxOf(); run('mknod', p, () => f(p, mode, dev, ctx), (e) => cb(e)); };
-    }
-    if (ops.readlink) {
-      const f = ops.readlink.bind(ops);
-      raw.readlink = (p, cb) => {
-        const ctx = ctxOf();
-        run('readlink', p, async () => {
-          const target = await f(p, ctx);
-          if (typeof target !== 'string' || !isBinaryString(target)) {
-            throw new Ocfs2Error(`readlink ${displayPath(p)}: target is not a binary (${PATH_ENCODING}) string`);
-          }
-          return target;
-        }, cb);
-      };
-    }
-    if (ops.symlink) {
-      const f = ops.symlink.bind(ops);
-      raw.symlink = (target, p, cb) => { const ctx = ctxOf(); run('symlink', p, () => f(target, p, ctx), (e) => cb(e)); };
-    }
-    if (ops.link) {
-      const f = ops.link.bind(ops);
-      raw.link = (from, to, cb) => { const ctx = ctxOf(); run('link', to, () => f(from, to, ctx), (e) => cb(e)); };
-    }
-    if (ops.unlink) {
-      const f = ops.unlink.bind(ops);
-      raw.unlink = (p, cb) => { const ctx = ctxOf(); run('unlink', p, () => f(p, ctx), (e) => cb(e)); };
-    }
-    if (ops.mkdir) {
-      const f = ops.mkdir.bind(ops);
-      raw.mkdir = (p, mode, cb) => { const ctx = ctxOf(); run('mkdir', p, () => f(p, mode, ctx), (e) => cb(e)); };
-    }
-    if (ops.rmdir) {
-      const f = ops.rmdir.bind(ops);
-      raw.rmdir = (p, cb) => { const ctx = ctxOf(); run('rmdir', p, () => f(p, ctx), (e) => cb(e)); };
-    }
-    if (ops.rename) {
-      const f = ops.rename.bind(ops);
-      raw.rename = (from, to, cb) => { const ctx = ctxOf(); run('rename', from, () => f(from, to, ctx), (e) => cb(e)); };
-    }
-    if (ops.setxattr) {
-      const f = ops.setxattr.bind(ops);
-      // The value buffer points into libfuse memory valid only until the
-      // reply: copy it so an async implementation may keep it.
-      raw.setxattr = (p, name, value, _position, flags, cb) => {
-        const ctx = ctxOf();
-        const copy = Buffer.from(value);
-        run('setxattr', p, () => f(p, name, copy, flags, ctx), (e) => cb(e));
-      };
-    }
-    if (ops.getxattr) {
-      const f = ops.getxattr.bind(ops);
-      raw.getxattr = (p, name, _position, cb) => { const ctx = ctxOf(); run('getxattr', p, () => f(p, name, ctx), (e, v) => cb(e, v ?? null)); };
-    }
-    if (ops.listxattr) {
-      const f = ops.listxattr.bind(ops);
-      raw.listxattr = (p, cb) => {
-        const ctx = ctxOf();
-        run('listxattr', p, async () => {
-          const list = await f(p, ctx);
-          for (const n of list) {
-            if (typeof n !== 'string' || n === '' || !isBinaryString(n) || n.includes('\0')) {
-              throw new Ocfs2Error(`listxattr ${displayPath(p)}: bad attribute name ${JSON.stringify(n)}`);
-            }
-          }
-          return list;
-        }, cb);
-      };
-    }
-    if (ops.removexattr) {
-      const f = ops.removexattr.bind(ops);
-      raw.removexattr = (p, name, cb) => { const ctx = ctxOf(); run('removexattr', p, () => f(p, name, ctx), (e) => cb(e)); };
-    }
-    return raw;
-  }
-}
+  };
 
-/** FUSE_NAME_MAX: the kernel refuses longer directory entry names. */
-const FUSE_NAME_MAX = 1024;
-
-/** Why a readdir name cannot be handed to the kernel, or '' if it can. */
-function badName(name: unknown): string {
-  if (typeof name !== 'string') return `not a string (${typeof name})`;
-  if (name === '') return 'empty name';
-  if (!isBinaryString(name)) return `not a binary (${PATH_ENCODING}) string: ${JSON.stringify(name)}`;
-  if (name.includes('/') || name.includes('\0')) return `name contains '/' or NUL: ${displayPath(name)}`;
-  if (name.length > FUSE_NAME_MAX) return `name longer than ${FUSE_NAME_MAX} bytes`;
-  return '';
-}
-
-function buildOptions(opts: MountOptions): string[] {
-  const out: string[] = [];
-  const user = opts.options ?? [];
-  for (const o of user) {
-    if (!o || /[,\s]/.test(o)) throw new Error(`FuseMount: invalid option ${JSON.stringify(o)} (one option per element)`);
+  private replyDir(req: number, size: number, plus: boolean, list: DirEntry[]): void {
+    const names: Buffer[] = [];
+    const nums = new Float64Array(list.length * DIR_STRIDE);
+    list.forEach((en, i) => {
+      names.push(en.name);
+      const at = i * DIR_STRIDE;
+      nums[at] = en.ino; nums[at + 1] = en.mode; nums[at + 2] = en.next;
+      if (plus && en.entry) {
+        nums[at + 3] = en.entry.generation;
+        nums[at + 4] = en.entry.attrTimeout ?? this.attrTimeout;
+        nums[at + 5] = en.entry.entryTimeout ?? this.entryTimeout;
+        putAttr(nums, at + 6, en.entry.attr);
+      } else if (plus) {
+        // "." and "..": no entry (generation -1: node id 0), the kernel takes no reference.
+        nums[at + 3] = -1;
+        nums[at + 6] = en.ino; nums[at + 7] = en.mode;
+      }
+    });
+    const packed = addon!.replyDir(req, size, plus, names, nums);
+    if (plus && this.ops.readdirplusAccepted && packed > 0) {
+      this.ops.readdirplusAccepted(list.slice(0, packed).filter((x) => x.entry));
+    }
   }
-  if (opts.readOnly) out.push('ro');
-  if (opts.bigWrites ?? true) {
-    out.push('big_writes');
-    if (!user.some((o) => o.startsWith('max_write='))) out.push(`max_write=${MAX_WRITE}`);
+
+  /** The session loop has returned: wait for the last replies, destroy, free the session. */
+  private onEnd(): Promise<void> {
+    this.ended ??= (async () => {
+      const external = !this.unmountRequested;
+      this.state = 'unmounting';
+      if (this.outstanding > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((r) => { this.drained = r; }),
+          new Promise<void>((r) => { timer = setTimeout(r, 10_000); }),
+        ]);
+        clearTimeout(timer);
+      }
+      try { await this.ops.destroy?.(); } catch (err) { this.fail('destroy', FUSE_ROOT_ID, err); }
+      const s = this.session;
+      if (s && this.outstanding === 0) fuse3ll().close(s);
+      // A request still unanswered keeps the session's memory (a reply needs it), not the process.
+      else if (s) fuse3ll().ref(s, false);
+      this.state = 'unmounted';
+      activeMounts.delete(this);
+      uninstallSignalHandlersIfIdle();
+      this.emit('unmounted', { external } satisfies UnmountedEvent);
+    })();
+    return this.ended;
   }
-  out.push(...user);
-  return out;
 }
 
 /** Convenience: new FuseMount() + mount(). */
@@ -711,23 +838,34 @@ export async function mount(mountpoint: string, ops: Operations, opts: MountOpti
   return m;
 }
 
-/** Lazily unmounts whatever FUSE filesystem is at mountpoint (fusermount -u -z). */
+/** Lazily unmounts whatever FUSE filesystem is at mountpoint (fusermount3 -u -z). */
 export function forceUnmount(mountpoint: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('timeout', ['10', 'fusermount', '-u', '-z', mountpoint], (err) => (err ? reject(err) : resolve()));
+    execFile('timeout', ['10', 'fusermount3', '-u', '-z', mountpoint], (err) => (err ? reject(err) : resolve()));
   });
 }
 
-/** True if mountpoint is currently a mount point of this mount namespace. */
-export function isMountPoint(mountpoint: string): boolean {
+/** The mountinfo line of mountpoint's topmost mount in this namespace, split in fields, if mounted. */
+function mountInfo(mountpoint: string): string[] | undefined {
   const want = path.resolve(mountpoint);
   let text: string;
   try {
     text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
-    return false;
+    return undefined;
   }
   // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return text.split('\n').some((line) => unescape(line.split(' ')[4] ?? '') === want);
+  return text.split('\n').map((line) => line.split(' ')).filter((f) => unescape(f[4] ?? '') === want).at(-1);
+}
+
+/** True if mountpoint is currently a mount point of this mount namespace. */
+export function isMountPoint(mountpoint: string): boolean {
+  return mountInfo(mountpoint) !== undefined;
+}
+
+/** The minor device number of the mount at mountpoint (mountinfo field 3, major:minor). */
+function mountMinor(mountpoint: string): number | undefined {
+  const minor = Number(mountInfo(mountpoint)?.[2]?.split(':')[1]);
+  return Number.isInteger(minor) ? minor : undefined;
 }

@@ -1,147 +1,98 @@
 /**
- * The FUSE operations of a read-write OCFS2 mount: the read-only ops
- * (path lookup, stat, readdir, read, xattrs) plus every modifying operation,
- * translated to libocfs2/fs (Ocfs2Fs), which serialises them.
+ * The FUSE operations of a read-write OCFS2 mount: the read-only ops (lookup,
+ * stat, readdir, read, xattrs, lseek) plus every modifying operation, by
+ * inode, translated to libocfs2/fs (Ocfs2Fs).
  *
  * Permission checks are the kernel's (`default_permissions`, including the
- * sticky-directory rule); setgid inheritance is done by Ocfs2Fs.  FUSE 2 has
- * no rename flags: renameat2(RENAME_NOREPLACE/EXCHANGE) is refused by the
- * kernel with EINVAL before it reaches us.  setuid/setgid are cleared on
- * write/truncate by a non-CAP_FSETID writer by the kernel itself
- * (file_remove_privs -> a SETATTR with the new mode), and on chown by
- * Ocfs2Fs.setattr as notify_change does.
+ * sticky-directory rule); setgid inheritance is done by Ocfs2Fs.  setuid and
+ * setgid are cleared on write/truncate by a non-CAP_FSETID writer by the
+ * kernel itself (file_remove_privs -> a SETATTR with the new mode), and on
+ * chown by Ocfs2Fs.setattr as notify_change does.
  *
- * Open-but-unlinked files: libfuse 2 (without hard_remove) renames an open
- * file it is asked to unlink (or to rename over) to ".fuse_hiddenXXXXXXXXYYYYYYYY"
- * in the same directory, and unlinks that name after the last release.
- * We turn that rename into what the kernel does on unlink: the name goes,
- * and at zero links the inode moves to our slot's orphan directory
- * (Ocfs2Fs.unlink with isOpen); the last release deletes it and the final
- * unlink of the hidden name is a no-op.  The hidden name never exists on
- * disk, and a crash leaves a proper orphan for the next mount to delete.
- * (hard_remove itself cannot be used: libfuse then fails every operation on
- * the open file with ENOENT unless the filesystem sets flag_nullpath_ok,
- * which the binding does not.)
+ * Open-but-unlinked files: the kernel keeps the inode while a file is open
+ * and sends RELEASE at the last close.  When the last link of an open inode
+ * goes, Ocfs2Fs parks it in the slot's orphan directory (as the kernel's
+ * ocfs2_unlink does) and the last release deletes it; a crash leaves a
+ * proper orphan for the next mount to delete.
+ *
+ * Cache policy: every change goes through this mount (one node), so the
+ * kernel's page cache stays valid across opens (keep_cache) and attributes
+ * and names may be cached; a change made behind the kernel's back must call
+ * the FuseMount invalidation API.
  */
 import { PosixError } from '../libocfs2/errors';
 import type { Ocfs2Fs, SetAttr } from '../libocfs2/fs';
-import type { Ts } from '../libocfs2/fs/inode';
+import { OCFS2_ORPHANED_FL, S_IFDIR, S_IFMT } from '../libocfs2/constants';
 import { Ocfs2FuseOps, type Ocfs2OpsOptions } from './ops';
 import type { InodeBlock } from '../libocfs2/volume';
-import {
-  PATH_ENCODING, toTimespec, type RequestContext, type Stat, type StatFs, type UtimeArg,
-} from './binding';
+import type { Entry, Opened, RequestContext, SetattrIn, Stat, StatFs } from './binding';
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-
-function split(path: string): { parent: string; name: Buffer } {
-  const slash = path.lastIndexOf('/');
-  return { parent: slash <= 0 ? '/' : path.slice(0, slash), name: Buffer.from(path.slice(slash + 1), PATH_ENCODING) };
-}
-
-function utime(t: UtimeArg): Ts | 'now' | undefined {
-  if (t === 'omit') return undefined;
-  if (t === 'now') return 'now';
-  return toTimespec(t);
-}
-
-interface Handle { ino: number }
-
-/** libfuse's hide_node names: ".fuse_hidden" + node id and a counter, 8 hex digits each. */
-const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+/** renameat2 flags (linux/fs.h). */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+const O_TRUNC = 0o1000;
 
 export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
-  private readonly rwHandles = new Map<number, Handle>();
+  /** Open files per inode block number. */
   private readonly openCount = new Map<number, number>();
-  /** Hidden path (libfuse's rename of an unlinked open file) -> its inode. */
-  private readonly hidden = new Map<string, number>();
-  private nextRwFh = 1;
 
   constructor(readonly fs: Ocfs2Fs, opts: Omit<Ocfs2OpsOptions, 'readOnly'> = {}) {
     super(fs.vol, { ...opts, readOnly: false });
   }
 
-  /** Forget cached path -> inode mappings at and below `path`. */
-  protected invalidatePath(path: string): void {
-    const cache = this.paths;
-    cache.delete(path);
-    const prefix = path.endsWith('/') ? path : `${path}/`;
-    for (const k of [...cache.keys()]) if (k.startsWith(prefix)) cache.delete(k);
-  }
-
   /** Lookups through Ocfs2Fs: indexed directories by hash, linear ones from the in-memory name index. */
-  protected override async lookupChild(parent: InodeBlock, name: Buffer): Promise<{ inode: number } | undefined> {
-    if ((parent.inode.mode & S_IFMT) !== S_IFDIR) throw new PosixError('ENOTDIR');
-    return this.fs.lookup(parent.inode.blkno, name);
+  protected override async lookupChild(parent: InodeBlock, name: Buffer): Promise<number | undefined> {
+    return (await this.fs.lookup(parent.inode.blkno, name))?.inode;
   }
 
-  override async resolve(path: string): Promise<InodeBlock> {
-    const h = this.hidden.get(path);
-    if (h !== undefined) return this.fs.vol.readInode(h);
-    return super.resolve(path);
-  }
+  private readonly isOpen = (blk: number): boolean => (this.openCount.get(blk) ?? 0) > 0;
 
-  private async ino(path: string): Promise<number> {
-    return (await this.resolve(path)).inode.blkno;
-  }
-
-  private async parentOf(path: string): Promise<{ dir: number; name: Buffer }> {
-    const { parent, name } = split(path);
-    const d = await this.resolve(parent);
-    if ((d.inode.mode & S_IFMT) !== S_IFDIR) throw new PosixError('ENOTDIR');
-    return { dir: d.inode.blkno, name };
-  }
-
-  private openHandle(ino: number): number {
-    const fh = this.nextRwFh++;
-    this.rwHandles.set(fh, { ino });
-    this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
+  private openHandle(blk: number): number {
+    const fh = this.allocFh();
+    this.files.set(fh, blk);
+    this.openCount.set(blk, (this.openCount.get(blk) ?? 0) + 1);
     return fh;
   }
 
-  private readonly isOpen = (ino: number): boolean => (this.openCount.get(ino) ?? 0) > 0;
-
-  private async inoOf(path: string, fh: number): Promise<number> {
-    const h = this.rwHandles.get(fh);
-    return h ? h.ino : this.ino(path);
+  private async entry(blk: number): Promise<Entry> {
+    return this.entryOf(await this.vol.readInode(blk));
   }
 
-  override async fgetattr(path: string, fh: number): Promise<Stat> {
-    return this.statOf(await this.fs.vol.readInode(await this.inoOf(path, fh)));
+  private async stat(node: number): Promise<Stat> {
+    return this.statOf(await this.inodeOf(node));
   }
 
-  override async open(path: string, _flags: number): Promise<number> {
-    const f = await this.resolve(path);
+  override async open(ino: number, flags: number): Promise<Opened> {
+    const f = await this.inodeOf(ino);
     if ((f.inode.mode & S_IFMT) === S_IFDIR) throw new PosixError('EISDIR');
-    return this.openHandle(f.inode.blkno);
+    void O_TRUNC; // without FUSE_CAP_ATOMIC_O_TRUNC the kernel truncates with a SETATTR first
+    return { fh: this.openHandle(f.inode.blkno), keepCache: true, noFlush: true };
   }
 
-  async create(path: string, mode: number, _flags: number, ctx: RequestContext): Promise<number> {
-    const { dir, name } = await this.parentOf(path);
-    const ino = await this.fs.mknod(dir, name, mode, 0, { uid: ctx.uid, gid: ctx.gid });
-    this.invalidatePath(path);
-    return this.openHandle(ino);
+  async create(parent: number, name: Buffer, mode: number, _flags: number, ctx: RequestContext): Promise<Entry & Opened> {
+    const blk = await this.fs.mknod(this.blk(parent), name, mode, 0, { uid: ctx.uid, gid: ctx.gid });
+    const e = await this.entry(blk);
+    return { ...e, fh: this.openHandle(blk), keepCache: true, noFlush: true };
   }
 
-  override async release(_path: string, fh: number): Promise<void> {
-    const h = this.rwHandles.get(fh);
-    if (!h) return;
-    this.rwHandles.delete(fh);
-    const n = (this.openCount.get(h.ino) ?? 1) - 1;
-    if (n > 0) { this.openCount.set(h.ino, n); return; }
-    this.openCount.delete(h.ino);
-    await this.fs.releaseOrphan(h.ino);
+  override async release(_ino: number, fh: number): Promise<void> {
+    const blk = this.files.get(fh);
+    if (blk === undefined) return;
+    this.files.delete(fh);
+    const n = (this.openCount.get(blk) ?? 1) - 1;
+    if (n > 0) { this.openCount.set(blk, n); return; }
+    this.openCount.delete(blk);
+    // Only an orphan (unlinked while open) has work at its last close: no transaction otherwise.
+    const f = await this.vol.readInode(blk);
+    if (f.inode.flags & OCFS2_ORPHANED_FL) await this.fs.releaseOrphan(blk);
   }
 
-  override async read(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    const data = await this.fs.read(await this.inoOf(path, fh), position, length);
-    data.copy(buf, 0);
-    return data.length;
+  override async read(ino: number, _fh: number, size: number, off: number): Promise<Buffer> {
+    return this.fs.read(this.blk(ino), off, size);
   }
 
-  async write(path: string, fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    return this.fs.write(await this.inoOf(path, fh), position, buf.subarray(0, length));
+  async write(ino: number, _fh: number, data: Buffer, off: number): Promise<number> {
+    return this.fs.write(this.blk(ino), off, data);
   }
 
   async flush(): Promise<void> { /* data and metadata are written at the end of each operation */ }
@@ -151,12 +102,9 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
    * flushes the data when nothing needed to read it back changed since the
    * last commit (ocfs2_sync_file: no I_DIRTY_DATASYNC), else it commits too.
    */
-  async fsync(path: string, datasync: boolean, fh: number): Promise<void> {
+  async fsync(ino: number, _fh: number, datasync: boolean): Promise<void> {
     const dirty = this.fs.data.datasyncDirty;
-    if (datasync) {
-      const ino = await this.inoOf(path, fh);
-      if (!dirty.has(ino)) { await this.fs.vol.dev.flush(); return; }
-    }
+    if (datasync && !dirty.has(this.blk(ino))) { await this.fs.vol.dev.flush(); return; }
     await this.fullFlush();
   }
 
@@ -167,129 +115,67 @@ export class Ocfs2RwFuseOps extends Ocfs2FuseOps {
 
   async fsyncdir(): Promise<void> { await this.fullFlush(); }
 
-  async truncate(path: string, size: number): Promise<void> {
-    await this.fs.setattr(await this.ino(path), { size });
-  }
-
-  async ftruncate(path: string, fh: number, size: number): Promise<void> {
-    await this.fs.setattr(await this.inoOf(path, fh), { size });
-  }
-
-  async fallocate(path: string, fh: number, mode: number, offset: number, length: number): Promise<void> {
-    await this.fs.fallocate(await this.inoOf(path, fh), mode, offset, length);
-  }
-
-  async utimens(path: string, atime: UtimeArg, mtime: UtimeArg): Promise<void> {
+  async setattr(ino: number, s: SetattrIn): Promise<Stat> {
     const a: SetAttr = {};
-    const at = utime(atime); const mt = utime(mtime);
-    if (at !== undefined) a.atime = at;
-    if (mt !== undefined) a.mtime = mt;
-    await this.fs.setattr(await this.ino(path), a);
+    if (s.mode !== undefined) a.mode = s.mode;
+    if (s.uid !== undefined) a.uid = s.uid;
+    if (s.gid !== undefined) a.gid = s.gid;
+    if (s.size !== undefined) a.size = s.size;
+    if (s.atime !== undefined) a.atime = s.atime;
+    if (s.mtime !== undefined) a.mtime = s.mtime;
+    await this.fs.setattr(this.blk(ino), a);
+    return this.stat(ino);
   }
 
-  async chown(path: string, uid: number | null, gid: number | null): Promise<void> {
-    const a: SetAttr = {};
-    if (uid !== null) a.uid = uid;
-    if (gid !== null) a.gid = gid;
-    await this.fs.setattr(await this.ino(path), a);
+  async fallocate(ino: number, _fh: number, mode: number, off: number, len: number): Promise<void> {
+    await this.fs.fallocate(this.blk(ino), mode, off, len);
   }
 
-  async chmod(path: string, mode: number): Promise<void> {
-    await this.fs.setattr(await this.ino(path), { mode });
+  async mknod(parent: number, name: Buffer, mode: number, rdev: number, ctx: RequestContext): Promise<Entry> {
+    return this.entry(await this.fs.mknod(this.blk(parent), name, mode, rdev, { uid: ctx.uid, gid: ctx.gid }));
   }
 
-  async mknod(path: string, mode: number, rdev: number, ctx: RequestContext): Promise<void> {
-    const { dir, name } = await this.parentOf(path);
-    await this.fs.mknod(dir, name, mode, rdev, { uid: ctx.uid, gid: ctx.gid });
-    this.invalidatePath(path);
+  async mkdir(parent: number, name: Buffer, mode: number, ctx: RequestContext): Promise<Entry> {
+    return this.entry(await this.fs.mkdir(this.blk(parent), name, mode, { uid: ctx.uid, gid: ctx.gid }));
   }
 
-  async mkdir(path: string, mode: number, ctx: RequestContext): Promise<void> {
-    const { dir, name } = await this.parentOf(path);
-    await this.fs.mkdir(dir, name, mode, { uid: ctx.uid, gid: ctx.gid });
-    this.invalidatePath(path);
+  async symlink(target: Buffer, parent: number, name: Buffer, ctx: RequestContext): Promise<Entry> {
+    return this.entry(await this.fs.symlink(this.blk(parent), name, target, { uid: ctx.uid, gid: ctx.gid }));
   }
 
-  async symlink(target: string, path: string, ctx: RequestContext): Promise<void> {
-    const { dir, name } = await this.parentOf(path);
-    await this.fs.symlink(dir, name, Buffer.from(target, PATH_ENCODING), { uid: ctx.uid, gid: ctx.gid });
-    this.invalidatePath(path);
+  async link(ino: number, newParent: number, newName: Buffer): Promise<Entry> {
+    await this.fs.link(this.blk(ino), this.blk(newParent), newName);
+    return this.entry(this.blk(ino));
   }
 
-  async link(existing: string, newPath: string): Promise<void> {
-    const ino = await this.ino(existing);
-    const { dir, name } = await this.parentOf(newPath);
-    await this.fs.link(ino, dir, name);
-    this.invalidatePath(newPath);
+  async unlink(parent: number, name: Buffer): Promise<void> {
+    await this.fs.unlink(this.blk(parent), name, { dir: false, isOpen: this.isOpen });
   }
 
-  async unlink(path: string): Promise<void> {
-    // libfuse removing the hidden name after the last release: the inode is already gone (or still linked elsewhere).
-    if (this.hidden.delete(path)) return;
-    const { dir, name } = await this.parentOf(path);
-    try {
-      await this.fs.unlink(dir, name, { dir: false, isOpen: this.isOpen });
-    } finally {
-      this.invalidatePath(path);
-    }
+  async rmdir(parent: number, name: Buffer): Promise<void> {
+    await this.fs.unlink(this.blk(parent), name, { dir: true, isOpen: this.isOpen });
   }
 
-  async rmdir(path: string): Promise<void> {
-    const { dir, name } = await this.parentOf(path);
-    try {
-      await this.fs.unlink(dir, name, { dir: true, isOpen: this.isOpen });
-    } finally {
-      this.invalidatePath(path);
-    }
-  }
-
-  async rename(from: string, to: string): Promise<void> {
-    const s = await this.parentOf(from);
-    const d = await this.parentOf(to);
-    if (await this.isHideRename(from, to, s, d)) {
-      // libfuse hiding an open file it was asked to unlink: unlink it as the kernel does (orphan at zero links).
-      try {
-        const ino = await this.fs.unlink(s.dir, s.name, { dir: false, isOpen: this.isOpen });
-        this.hidden.set(to, ino);
-      } finally {
-        this.invalidatePath(from);
-      }
+  async rename(parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): Promise<void> {
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) throw new PosixError('EINVAL');
+    if (flags & RENAME_EXCHANGE) {
+      await this.fs.exchange(this.blk(parent), name, this.blk(newParent), newName);
       return;
     }
-    try {
-      await this.fs.rename(s.dir, s.name, d.dir, d.name, { isOpen: this.isOpen });
-    } finally {
-      this.invalidatePath(from);
-      this.invalidatePath(to);
-    }
+    await this.fs.rename(this.blk(parent), name, this.blk(newParent), newName, { isOpen: this.isOpen, noReplace: (flags & RENAME_NOREPLACE) !== 0 });
   }
 
-  /** Is rename(from, to) libfuse's hide_node: same directory, a hidden name that does not exist, an open non-directory source? */
-  private async isHideRename(from: string, to: string, s: { dir: number; name: Buffer }, d: { dir: number; name: Buffer }): Promise<boolean> {
-    if (s.dir !== d.dir || !HIDDEN_NAME.test(d.name.toString('latin1')) || this.hidden.has(to)) return false;
-    const src = await this.fs.lookup(s.dir, s.name);
-    if (!src || !this.isOpen(src.inode)) return false;
-    if ((await this.fs.vol.readInode(src.inode)).inode.mode & S_IFMT & S_IFDIR) return false;
-    void from;
-    return (await this.fs.lookup(d.dir, d.name)) === undefined;
+  async setxattr(ino: number, name: Buffer, value: Buffer, flags: number): Promise<void> {
+    await this.fs.setxattr(this.blk(ino), name, value, flags);
   }
 
-  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
-    await this.fs.setxattr(await this.ino(path), Buffer.from(name, PATH_ENCODING), value, flags);
-  }
-
-  async removexattr(path: string, name: string): Promise<void> {
-    await this.fs.removexattr(await this.ino(path), Buffer.from(name, PATH_ENCODING));
+  async removexattr(ino: number, name: Buffer): Promise<void> {
+    await this.fs.removexattr(this.blk(ino), name);
   }
 
   override async statfs(): Promise<StatFs> {
     const s = await this.fs.statfs();
-    const per = this.fs.vol.clusterSize / this.fs.vol.blockSize;
-    return {
-      bsize: this.fs.vol.blockSize, frsize: this.fs.vol.blockSize,
-      blocks: s.totalClusters * per, bfree: s.freeClusters * per, bavail: s.freeClusters * per,
-      files: s.totalClusters, ffree: s.freeClusters, favail: s.freeClusters, namemax: 255,
-    };
+    return this.statfsOf(s.totalClusters, s.freeClusters);
   }
 
   async destroy(): Promise<void> { await this.fullFlush(); }

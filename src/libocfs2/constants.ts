@@ -80,10 +80,20 @@ export const OCFS2_DX_ROOT_SIGNATURE = 'DXDIR01';
 export const OCFS2_DX_LEAF_SIGNATURE = 'DXLEAF1';
 export const OCFS2_REFCOUNT_BLOCK_SIGNATURE = 'REFCNT1';
 
-/** The 8-byte signature field as stored: the string, NUL padded. */
+/** The 8-byte signature field as stored: the string, NUL padded (a fresh copy). */
 export function signatureBytes(sig: string): Buffer {
-  const b = Buffer.alloc(8);
-  b.write(sig, 0, 'latin1');
+  return Buffer.from(storedSignature(sig));
+}
+
+/** signatureBytes, shared and read-only: every block read checks one (hot path). */
+const storedSignatures = new Map<string, Buffer>();
+function storedSignature(sig: string): Buffer {
+  let b = storedSignatures.get(sig);
+  if (!b) {
+    b = Buffer.alloc(8);
+    b.write(sig, 0, 'latin1');
+    storedSignatures.set(sig, b);
+  }
   return b;
 }
 
@@ -95,7 +105,7 @@ export function signatureBytes(sig: string): Buffer {
 export function hasSignature(buf: Buffer, off: number, sig: string): boolean {
   if (off < 0 || off + 8 > buf.length) return false;
   const n = sig === OCFS2_SUPER_BLOCK_SIGNATURE ? sig.length : sig.length + 1;
-  return buf.subarray(off, off + n).equals(signatureBytes(sig).subarray(0, n));
+  return buf.compare(storedSignature(sig), 0, n, off, off + n) === 0;
 }
 
 /** Printable form of a signature field, for error messages. */

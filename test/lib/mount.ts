@@ -71,7 +71,7 @@ export function mountRo(image: string, extra: string[] = []): Mounted {
 }
 
 export function unmount(mountpoint: string): void {
-  spawnSync('timeout', ['20', 'fusermount', '-u', '-z', mountpoint], { stdio: 'ignore' });
+  spawnSync('timeout', ['20', 'fusermount3', '-u', '-z', mountpoint], { stdio: 'ignore' });
 }
 
 /** Pid of the detached mount daemon serving `img` (started by this test with `CLI img mountpoint`), if running. */
@@ -82,7 +82,7 @@ export function daemonPid(img: string): number | undefined {
 }
 
 /**
- * After fusermount -u: wait for the detached daemon to finish (journal
+ * After fusermount3 -u: wait for the detached daemon to finish (journal
  * checkpoint, slot release) and exit.  The deadline only bounds a hang and
  * it throws, so nothing (fsck, a remount) ever runs beside a live daemon.
  */

@@ -1,6 +1,6 @@
 /**
  * A read-write mount daemon of ours in the foreground, as a child process
- * the test controls (SIGKILL for crash tests, fusermount -u for clean
+ * the test controls (SIGKILL for crash tests, fusermount3 -u for clean
  * unmounts), plus the image and fsck helpers the end-to-end write-path
  * tests share.  Needs the CLI built (npx tsc -p .).
  */
@@ -16,9 +16,9 @@ export interface RwDaemon {
   log(): string;
   /** Resolves with the exit code (or the signal name) once the process has gone. */
   exited: Promise<number | string>;
-  /** SIGKILL, then detach the dead mount (fusermount -u -z). */
+  /** SIGKILL, then detach the dead mount (fusermount3 -u -z). */
   kill(): Promise<void>;
-  /** Clean unmount: fusermount -u, then wait until the daemon has checkpointed and exited. */
+  /** Clean unmount: fusermount3 -u, then wait until the daemon has checkpointed and exited. */
   unmount(timeoutMs?: number): Promise<number | string>;
 }
 
@@ -49,12 +49,12 @@ export async function startRwDaemon(img: string, mnt: string, extra: string[] = 
       detach(mnt);
     },
     async unmount(ms = 120000): Promise<number | string> {
-      // fusermount -u fails with EBUSY while something still has a file open: retry a little.
+      // fusermount3 -u fails with EBUSY while something still has a file open: retry a little.
       let why = '';
       for (let i = 0; i < 20; i++) {
-        const u = spawnSync('timeout', ['20', 'fusermount', '-u', mnt], { encoding: 'utf8' });
+        const u = spawnSync('timeout', ['20', 'fusermount3', '-u', mnt], { encoding: 'utf8' });
         if (u.status === 0) { why = ''; break; }
-        why = `fusermount -u: ${u.status} ${u.stderr.trim()}`;
+        why = `fusermount3 -u: ${u.status} ${u.stderr.trim()}`;
         await new Promise((r) => setTimeout(r, 500));
       }
       if (why) text += `\n[test] ${why}\n`;
@@ -74,7 +74,7 @@ export async function startRwDaemon(img: string, mnt: string, extra: string[] = 
 }
 
 export function detach(mnt: string): void {
-  spawnSync('timeout', ['20', 'fusermount', '-u', '-z', mnt], { stdio: 'ignore' });
+  spawnSync('timeout', ['20', 'fusermount3', '-u', '-z', mnt], { stdio: 'ignore' });
 }
 
 export function mkfsOcfs2(img: string, sizeMb: number, extra = '-b 4096 -C 4096'): void {

@@ -332,12 +332,24 @@ export class Ocfs2Fs {
     storeInode(tx, ino, buf, h);
   }
 
+  /** EINVAL if directory `dir` would move below itself into `into` (ocfs2_rename's ancestry check). */
+  private async checkNotBelow(dir: number, into: number): Promise<void> {
+    let cur = into;
+    for (let i = 0; i < 4096 && cur !== this.vol.rootBlkno; i++) {
+      if (cur === dir) throw new PosixError('EINVAL');
+      const up = await this.dirs.find(cur, Buffer.from('..'));
+      if (!up || up.inode === cur) break;
+      cur = up.inode;
+    }
+    if (cur === dir) throw new PosixError('EINVAL');
+  }
+
   /**
-   * rename(2) (FUSE 2 passes no flags: RENAME_NOREPLACE/EXCHANGE never reach
-   * us).  Over an existing file, or an empty directory when moving a
-   * directory; ".." and link counts follow a directory that changes parent.
+   * rename(2) and renameat2(RENAME_NOREPLACE).  Over an existing file, or an
+   * empty directory when moving a directory (unless noReplace: EEXIST);
+   * ".." and link counts follow a directory that changes parent.
    */
-  async rename(sdir: number, sname: Buffer, ddir: number, dname: Buffer, opts: { isOpen?: (ino: number) => boolean } = {}): Promise<void> {
+  async rename(sdir: number, sname: Buffer, ddir: number, dname: Buffer, opts: { isOpen?: (ino: number) => boolean; noReplace?: boolean } = {}): Promise<void> {
     await this.op(async (tx) => {
       checkName(sname); checkName(dname);
       const src = await this.dirs.find(sdir, sname);
@@ -346,18 +358,9 @@ export class Ocfs2Fs {
       const srcIsDir = isDirMode(sh.i_mode);
       const dh = await this.header(ddir);
       if (!isDirMode(dh.i_mode)) throw new PosixError('ENOTDIR');
-      if (srcIsDir && sdir !== ddir) {
-        // A directory cannot move below itself.
-        let cur = ddir;
-        for (let i = 0; i < 4096 && cur !== this.vol.rootBlkno; i++) {
-          if (cur === src.inode) throw new PosixError('EINVAL');
-          const up = await this.dirs.find(cur, Buffer.from('..'));
-          if (!up || up.inode === cur) break;
-          cur = up.inode;
-        }
-        if (cur === src.inode) throw new PosixError('EINVAL');
-      }
+      if (srcIsDir && sdir !== ddir) await this.checkNotBelow(src.inode, ddir);
       const dst = await this.dirs.find(ddir, dname);
+      if (dst && opts.noReplace) throw new PosixError('EEXIST');
       if (dst && dst.inode === src.inode) return; // same inode: nothing to do (POSIX)
       const t = nowTs();
       if (dst) {
@@ -386,6 +389,46 @@ export class Ocfs2Fs {
         if (sdir !== ddir) await this.touchDir(tx, ddir, t);
       }
       await patchInode(this.vol, tx, src.inode, (h) => setTime(h, 'c', t));
+    });
+  }
+
+  /**
+   * renameat2(RENAME_EXCHANGE): both names exist and swap their inodes in one
+   * transaction.  A directory that changes parent gets its ".." rewritten and
+   * the parents' link counts follow (ocfs2_rename has no exchange; this is
+   * what vfs_rename asks of a filesystem that offers it).
+   */
+  async exchange(sdir: number, sname: Buffer, ddir: number, dname: Buffer): Promise<void> {
+    await this.op(async (tx) => {
+      checkName(sname); checkName(dname);
+      const a = await this.dirs.find(sdir, sname);
+      const b = await this.dirs.find(ddir, dname);
+      if (!a || !b) throw new PosixError('ENOENT');
+      if (a.inode === b.inode) return;
+      const ah = await this.header(a.inode);
+      const bh = await this.header(b.inode);
+      const aDir = isDirMode(ah.i_mode);
+      const bDir = isDirMode(bh.i_mode);
+      if (sdir !== ddir) {
+        if (aDir) await this.checkNotBelow(a.inode, ddir);
+        if (bDir) await this.checkNotBelow(b.inode, sdir);
+      }
+      const t = nowTs();
+      await this.dirs.retarget(tx, sdir, a, b.inode, fileTypeOfMode(bh.i_mode));
+      const b2 = await this.dirs.find(ddir, dname);
+      if (!b2 || b2.inode !== b.inode) throw new PosixError('EIO', 'exchange: entry vanished');
+      await this.dirs.retarget(tx, ddir, b2, a.inode, fileTypeOfMode(ah.i_mode));
+      if (sdir !== ddir) {
+        if (aDir) await this.dirs.setDotDot(tx, a.inode, ddir);
+        if (bDir) await this.dirs.setDotDot(tx, b.inode, sdir);
+        const delta = (aDir ? 1 : 0) - (bDir ? 1 : 0);
+        await this.touchDir(tx, sdir, t, -delta);
+        await this.touchDir(tx, ddir, t, delta);
+      } else {
+        await this.touchDir(tx, sdir, t);
+      }
+      await patchInode(this.vol, tx, a.inode, (h) => setTime(h, 'c', t));
+      await patchInode(this.vol, tx, b.inode, (h) => setTime(h, 'c', t));
     });
   }
 
