@@ -142,6 +142,8 @@ export class VolumeClaim {
       if (backing) targets.push({ file: backing, excl: false });
     } else if (st.isFile()) {
       targets.push({ file: device, excl: false });
+    } else if (st.isDirectory()) {
+      throw new Ocfs2Error(`${device}: is a directory, not a device or image file`);
     } else {
       throw new Ocfs2Error(`${device}: not a regular file or block device`);
     }
