@@ -733,9 +733,11 @@ async function pass2(ctx: CheckContext): Promise<void> {
         if (names.has(name)) ctx.report('2', 'DIRENT_DUPLICATE', ref.blkno, `Duplicate directory entry '${name}' in directory ${d.blkno}`, false);
         names.add(name);
         if (e.inode >= vol.dev.blockCount || e.inode <= 2) {
-          const fix = ctx.report('2', 'DIRENT_INODE_RANGE', ref.blkno, `Directory entry '${name}' refers to inode number ${e.inode} which is out of range`, !indexed);
-          if (fix) { removeDirEntry(buf, ref.area, e.offset); changed = true; }
-          continue;
+          const fix = ctx.report('2', 'DIRENT_INODE_RANGE', ref.blkno, `Directory entry '${name}' refers to inode number ${e.rawInode} which is out of range`, !indexed);
+          if (fix) { removeDirEntry(buf, ref.area, e.offset); changed = true; continue; }
+          // Left in place, fsck.ocfs2 ends this block's walk (pass2.c: fix_dirent_filetype's bitmap test of the
+          // out-of-range number fails, `goto out`): the entries after it are not counted, as here.
+          break;
         }
         const target = ctx.inodes.get(e.inode);
         if (!target) {

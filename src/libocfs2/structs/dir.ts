@@ -47,7 +47,10 @@ export const OCFS2_DIR_MIN_REC_LEN = dirRecLen(1);
 /** A decoded entry with its position. `offset` is relative to the start of the buffer. */
 export interface DirEntry {
   offset: number;
+  /** As a number: a corrupt value past 2^53 is rounded, but stays past any volume's end. */
   inode: number;
+  /** The exact on-disk value, for messages about a corrupt one. */
+  rawInode: bigint;
   recLen: number;
   nameLen: number;
   fileType: number;
@@ -104,16 +107,16 @@ export function checkDirEntry(buf: Buffer, start: number, size: number, rel: num
   }
 }
 
-function decodeAt(buf: Buffer, start: number, rel: number, blkno: number): DirEntry {
+function decodeAt(buf: Buffer, start: number, rel: number): DirEntry {
   const at = start + rel;
   const inode = buf.readBigUInt64LE(at + INODE_OFF);
-  if (inode > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new Ocfs2CorruptError(blkno, 'directory entry inode number out of range', `offset=${rel} inode=${inode}`);
-  }
+  // An inode number past the volume is the reader's check (fsck.ocfs2 pass2 DIRENT_INODE_RANGE), not a
+  // malformed entry: the walk goes on so that check reports it as fsck does.
   const nameLen = buf[at + NAME_LEN_OFF]!;
   return {
     offset: at,
     inode: Number(inode),
+    rawInode: inode,
     recLen: buf.readUInt16LE(at + REC_LEN_OFF),
     nameLen,
     fileType: buf[at + FILE_TYPE_OFF]!,
@@ -132,7 +135,7 @@ export function* iterateDirEntries(buf: Buffer, area: DirArea): Generator<DirEnt
   let rel = 0;
   while (rel < size) {
     checkDirEntry(buf, start, size, rel, area.blkno);
-    const de = decodeAt(buf, start, rel, area.blkno);
+    const de = decodeAt(buf, start, rel);
     yield de;
     rel += de.recLen;
   }
