@@ -53,8 +53,9 @@ async function noWaiters(t: Test, p: NodeProc, domain: string): Promise<void> {
   t.same(d.recoveryMap, [], `${p.name}: no recovery pending`);
 }
 
-t.test('lock torture between three node processes', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlmtort-'));
+/** Three node processes on 127.0.0.1-3, started in order and all connected; stopped and removed in teardown. */
+async function startThreeNodes(t: Test, prefix: string): Promise<{ dir: string; chk: string; nodes: Awaited<ReturnType<typeof makeNodes>>; procs: NodeProc[] }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const chk = path.join(dir, 'check');
   fs.mkdirSync(chk);
   const nodes = await makeNodes(3);
@@ -63,6 +64,11 @@ t.test('lock torture between three node processes', async (t) => {
   t.teardown(async () => { await Promise.all(procs.map((p) => p.stop())); fs.rmSync(dir, { recursive: true, force: true }); });
   await startInOrder(procs, 3, (i) => spawnNode({ dir, node: `node${i}` }));
   for (const p of procs) await until(async () => (await p.request({ op: 'status' })).ok === true && ((await p.request({ op: 'status' })).status as { connections: { state: string }[] }).connections.every((c) => c.state === 'connected'), WAIT_MS, `${p.name} connected`);
+  return { dir, chk, nodes, procs };
+}
+
+t.test('lock torture between three node processes', async (t) => {
+  const { dir, chk, nodes, procs } = await startThreeNodes(t, 'dlmtort-');
   for (const p of procs) {
     const j = await ok(p, { op: 'dlm-join', domain: 'TORTURE' });
     t.equal(j.dlmProto, '1.3');
@@ -110,15 +116,7 @@ t.test('lock torture between three node processes', async (t) => {
 });
 
 t.test('node death during torture: survivors recover, waiters granted, the node rejoins', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlmdeath-'));
-  const chk = path.join(dir, 'check');
-  fs.mkdirSync(chk);
-  const nodes = await makeNodes(3);
-  writeCluster(dir, nodes, V);
-  const procs: NodeProc[] = [];
-  t.teardown(async () => { await Promise.all(procs.map((p) => p.stop())); fs.rmSync(dir, { recursive: true, force: true }); });
-  await startInOrder(procs, 3, (i) => spawnNode({ dir, node: `node${i}` }));
-  for (const p of procs) await until(async () => ((await p.request({ op: 'status' })).status as { connections: { state: string }[] }).connections.every((c) => c.state === 'connected'), WAIT_MS, `${p.name} connected`);
+  const { dir, chk, nodes, procs } = await startThreeNodes(t, 'dlmdeath-');
   for (const p of procs) await ok(p, { op: 'dlm-join', domain: 'DEATH' });
   // node 2 masters some names and holds EX on one of them; node 0 will wait for it
   await ok(procs[2]!, { op: 'dlm-lock', domain: 'DEATH', name: 'HELD', mode: 'EX', valblk: true });
